@@ -1,0 +1,48 @@
+# One command per habit. `make` alone prints this help.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit test-integration lint format bench bench-quick clean
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## Run web + worker + beat on the embedded default (SQLite, no Redis, console SMS)
+	$(BIN)/recovery run
+
+test: $(STAMP) ## Run every test (integration tests skip without PostgreSQL/Redis unless CI)
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/integration
+
+test-unit: $(STAMP) ## Fast unit tests only
+	$(BIN)/pytest tests/unit
+
+test-integration: $(STAMP) ## Real-stack tests: PostgreSQL, Redis, Celery worker, gunicorn
+	$(BIN)/pytest tests/integration
+
+lint: $(STAMP) ## ruff format --check, ruff check, mypy
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff format and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP) ## Full benchmark (minutes); writes bench/results.md
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP) ## A few seconds of each benchmark, to check they run
+	$(BIN)/python -m bench.run --quick
+
+clean: ## Remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var

@@ -1,0 +1,274 @@
+"""The `recovery` command line: run the whole loop locally, manage practices, try it out."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import requests
+
+from recovery.config import Settings
+
+DEV_ENV_FILE = Path(".env")
+
+
+@click.group()
+def main() -> None:
+    """Recovery: text every missed caller within a second, route the reply, log the outcome."""
+
+
+# --- practices -------------------------------------------------------------------------
+
+
+@main.group()
+def practices() -> None:
+    """Check or load a practices file (YAML)."""
+
+
+@practices.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+def practices_check(path: Path) -> None:
+    """Validate FILE without touching the database."""
+    from recovery.schemas.practices import PracticesFileError, read_practices
+
+    try:
+        config = read_practices(path)
+    except PracticesFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    for practice in config.practices:
+        click.echo(f"ok  {practice.slug}: {practice.name}, {', '.join(practice.numbers)}")
+
+
+@practices.command("load")
+@click.argument("path", type=click.Path(path_type=Path))
+def practices_load(path: Path) -> None:
+    """Create or update the practices in FILE (safe to run again)."""
+    load_practices_file(Settings(), path)
+
+
+def load_practices_file(settings: Settings, path: Path) -> None:
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.schemas.practices import PracticesFileError, read_practices
+    from recovery.services.practices import load_practices
+
+    try:
+        config = read_practices(path)
+    except PracticesFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(settings.effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        report = load_practices(session, config)
+    engine.dispose()
+    click.echo(f"loaded {path}: {len(report.created)} new, {len(report.updated)} updated")
+
+
+# --- run -------------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.option("--port", type=int, default=None, help="Web port (default: PORT or 5000).")
+def run(port: int | None) -> None:
+    """Migrate, load practices, and run web + worker + beat together (Ctrl-C stops all)."""
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    ensure_dev_env(DEV_ENV_FILE)
+    settings = Settings()
+    port = port or settings.port
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)
+    if settings.practices_file:
+        load_practices_file(settings, Path(settings.practices_file))
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    manager = Manager(Printer(sys.stdout))
+    manager.add_process(
+        "web",
+        f"{bin_dir}/gunicorn --bind 127.0.0.1:{port} --workers 2 --access-logfile - "
+        "'recovery.web:create_app()'",
+        env=env,
+    )
+    manager.add_process(
+        "worker",
+        f"{bin_dir}/celery -A workers.celery_app worker --loglevel INFO --concurrency 2",
+        env=env,
+    )
+    manager.add_process(
+        "beat", f"{bin_dir}/celery -A workers.celery_app beat --loglevel WARNING", env=env
+    )
+    click.echo(f"Recovery is starting on http://127.0.0.1:{port} (Ctrl-C stops it).")
+    click.echo("Try it from another terminal:  .venv/bin/recovery simulate missed-call")
+    manager.loop()
+    sys.exit(manager.returncode)
+
+
+def migrate(settings: Settings) -> None:
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
+    config.attributes["database_url"] = settings.effective_database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def ensure_dev_env(path: Path) -> None:
+    """A first `make run` writes a local .env with fresh secrets, so the simulate command
+    (another process) signs its webhooks with the same ones the server checks."""
+    if path.exists():
+        return
+    path.write_text(
+        "# Written by the first `recovery run`; the embedded default. See README.md.\n"
+        f"SECRET_KEY={secrets.token_hex(32)}\n"
+        f"WEBHOOK_SECRET={secrets.token_hex(32)}\n"
+        "TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000\n"
+        f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}\n"
+        "PUBLIC_BASE_URL=http://127.0.0.1:5000\n"
+        "RECOVERY_PRACTICES_FILE=examples/practices.yaml\n",
+        encoding="utf-8",
+    )
+    click.echo(f"wrote {path} with fresh local secrets")
+
+
+# --- simulate --------------------------------------------------------------------------
+
+
+@main.group()
+def simulate() -> None:
+    """Play the phone system against a running Recovery."""
+
+
+@simulate.command("missed-call")
+@click.option("--from", "caller", default="+15125550199", show_default=True)
+@click.option("--to", "called", default="+15125550100", show_default=True)
+@click.option(
+    "--url", default=None, help="Base URL of the running server (default PUBLIC_BASE_URL)."
+)
+@click.option(
+    "--via",
+    type=click.Choice(["twilio", "generic"]),
+    default=None,
+    help="Which webhook to post: Twilio's <Dial action> (needs TWILIO_AUTH_TOKEN) or the "
+    "generic JSON one (needs WEBHOOK_SECRET). Default: twilio if a token is set.",
+)
+@click.option("--wait/--no-wait", default=True, help="Wait for the text and show it.")
+def simulate_missed_call(
+    caller: str, called: str, url: str | None, via: str | None, wait: bool
+) -> None:
+    """Post a correctly signed missed-call webhook, then show the text it produced."""
+    settings = Settings()
+    base = (url or settings.public_base_url).rstrip("/")
+    via = via or ("twilio" if settings.twilio_auth_token else "generic")
+    sent_at = time.monotonic()
+    if via == "twilio":
+        call_id = "CA" + secrets.token_hex(16)
+        response = post_twilio_dial_action(settings, base, call_id, caller, called)
+    else:
+        call_id = "sim-" + secrets.token_hex(8)
+        response = post_generic_missed_call(settings, base, call_id, caller, called)
+    click.echo(f"POST via {via} -> {response.status_code} {response.text.strip()[:300]}")
+    if response.status_code >= 300:
+        raise click.ClickException("the server refused the webhook (see above)")
+    if wait:
+        show_first_text(settings, "twilio" if via == "twilio" else "generic", call_id, sent_at)
+
+
+def post_twilio_dial_action(
+    settings: Settings, base: str, call_sid: str, caller: str, called: str
+) -> requests.Response:
+    from twilio.request_validator import RequestValidator
+
+    path = "/webhooks/twilio/voice/dial-status"
+    form = {
+        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "completed",
+        "DialCallStatus": "no-answer",
+        "DialCallDuration": "0",
+        "Direction": "inbound",
+        "From": caller,
+        "Caller": caller,
+        "To": called,
+        "Called": called,
+    }
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(
+        settings.public_base_url + path, form
+    )
+    return requests.post(
+        base + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+    )
+
+
+def post_generic_missed_call(
+    settings: Settings, base: str, call_id: str, caller: str, called: str
+) -> requests.Response:
+    from recovery.web.security import sign_generic
+
+    if not settings.webhook_secret:
+        raise click.ClickException("WEBHOOK_SECRET is not set (in the environment or .env)")
+    body = json.dumps(
+        {
+            "call_id": call_id,
+            "from": caller,
+            "to": called,
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "reason": "no-answer",
+        }
+    ).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Recovery-Timestamp": timestamp,
+        "X-Recovery-Signature": sign_generic(settings.webhook_secret, timestamp, body),
+    }
+    return requests.post(base + "/webhooks/calls/missed", data=body, headers=headers, timeout=10)
+
+
+def show_first_text(settings: Settings, provider: str, call_id: str, sent_at: float) -> None:
+    from sqlalchemy import select
+
+    from recovery.db import make_engine, make_session_factory
+    from recovery.models import CallEvent, Message
+
+    sessions = make_session_factory(make_engine(settings.effective_database_url))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            call = session.scalar(
+                select(CallEvent).where(
+                    CallEvent.provider == provider, CallEvent.provider_call_id == call_id
+                )
+            )
+            if call is not None and call.skip_reason:
+                click.echo(f"no text for this call: {call.skip_reason}")
+                return
+            message = None
+            if call is not None and call.episode_id is not None:
+                message = session.scalar(
+                    select(Message).where(
+                        Message.episode_id == call.episode_id, Message.kind == "first_text"
+                    )
+                )
+            if message is not None and message.accepted_at is not None:
+                elapsed = (time.monotonic() - sent_at) * 1000
+                click.echo(
+                    f"text {message.status.value} ({message.provider}) in {elapsed:.0f} ms, "
+                    f"from {message.from_number} to {message.to_number}:\n\n{message.body}\n"
+                )
+                return
+        time.sleep(0.1)
+    raise click.ClickException(
+        "no text was sent within 10 s: is the worker running? (`make run` starts it)"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

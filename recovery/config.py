@@ -1,0 +1,73 @@
+"""One typed Settings object, read from the environment (and a local `.env`).
+
+It is built once at each edge (the web app factory, the Celery app, the CLI) and passed in;
+nothing reads the environment anywhere else, so tests can hand in their own Settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_VAR_DIR = Path("var")
+# templates/ sits beside recovery/ (the package is installed editable, from the checkout).
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Unset means the embedded default: a SQLite file under var/, so a laptop needs no server.
+    database_url: str = Field(default="", alias="DATABASE_URL")
+    # Unset means the embedded broker: kombu's filesystem transport under var/broker.
+    redis_url: str = Field(default="", alias="REDIS_URL")
+    sms_provider: Literal["console", "twilio"] = Field(default="console", alias="SMS_PROVIDER")
+    twilio_account_sid: str = Field(default="", alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field(default="", alias="TWILIO_AUTH_TOKEN")
+    # A Twilio-compatible API (SignalWire's LaML endpoint, or a test double) instead of
+    # api.twilio.com.
+    twilio_api_base_url: str = Field(default="", alias="TWILIO_API_BASE_URL")
+    # The URL the provider reaches us at. Signatures are computed by Twilio over this URL,
+    # not over whatever a reverse proxy hands Flask.
+    public_base_url: str = Field(default="http://127.0.0.1:5000", alias="PUBLIC_BASE_URL")
+    practices_file: str = Field(default="", alias="RECOVERY_PRACTICES_FILE")
+    secret_key: str = Field(default="", alias="SECRET_KEY")
+    webhook_secret: str = Field(default="", alias="WEBHOOK_SECRET")
+    port: int = Field(default=5000, alias="PORT")
+    var_dir: Path = Field(default=DEFAULT_VAR_DIR, alias="RECOVERY_VAR_DIR")
+
+    # How long a pending text may wait for its queued task before the sweeper sends it anyway.
+    sweep_grace_s: float = Field(default=3.0, alias="RECOVERY_SWEEP_GRACE_S")
+    sweep_interval_s: float = Field(default=2.0, alias="RECOVERY_SWEEP_INTERVAL_S")
+    # A claim older than this belongs to a worker that died mid-send.
+    stale_claim_s: float = Field(default=120.0, alias="RECOVERY_STALE_CLAIM_S")
+    # Transient provider failures are retried until the text is this old, then recorded failed.
+    send_deadline_s: float = Field(default=6 * 3600.0, alias="RECOVERY_SEND_DEADLINE_S")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("public_base_url", "twilio_api_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            # Heroku-style URLs say postgres://; SQLAlchemy wants a driver name.
+            url = self.database_url
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.var_dir / "broker").resolve()

@@ -1,0 +1,99 @@
+"""Patient-facing SMS templates: sandboxed, allow-listed, checked when loaded.
+
+A text must never carry PHI. The only values a template can see are the fields of
+`SmsContext` (the practice's name and number, the reply keywords, links we build), so no
+caller data can reach one; a template that asks for anything else, or forgets to name the
+practice, is refused when it is loaded, not discovered after it was sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from jinja2 import StrictUndefined, meta
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ALLOWED_VARIABLES = frozenset(
+    {"practice_name", "practice_phone", "keywords", "booking_link", "help_keywords"}
+)
+REQUIRED_VARIABLES = frozenset({"practice_name"})  # every text identifies the practice
+
+# Characters that silently switch a text from GSM-7 to UCS-2, which halves the characters
+# per segment and so doubles what the practice pays.
+_UCS2_LOOKALIKES = {
+    "\u00a0": " ",  # non-breaking space
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2026": "...",
+}
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SmsContext:
+    practice_name: str
+    practice_phone: str
+    keywords: tuple[str, ...] = ("BOOK", "BILLING", "REFILL", "URGENT")
+    help_keywords: tuple[str, ...] = ("STOP", "HELP")
+    booking_link: str = field(default="")
+
+
+class SmsTemplates:
+    """Every `*.txt` under a folder, validated at construction."""
+
+    def __init__(self, folder: Path) -> None:
+        self._env = ImmutableSandboxedEnvironment(
+            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+        )
+        self._templates = {}
+        paths = sorted(folder.glob("*.txt"))
+        if not paths:
+            raise TemplateError(f"no SMS templates in {folder}")
+        for path in paths:
+            source = path.read_text(encoding="utf-8")
+            check_template(self._env, path.stem, source)
+            self._templates[path.stem] = self._env.from_string(source)
+
+    def names(self) -> list[str]:
+        return sorted(self._templates)
+
+    def render(self, name: str, context: SmsContext) -> str:
+        try:
+            template = self._templates[name]
+        except KeyError:
+            raise TemplateError(f"no SMS template named {name!r}") from None
+        return clean_sms(template.render(asdict(context)))
+
+
+def check_template(env: ImmutableSandboxedEnvironment, name: str, source: str) -> None:
+    try:
+        parsed = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"SMS template {name}: line {exc.lineno}: {exc.message}") from exc
+    used = meta.find_undeclared_variables(parsed)
+    forbidden = used - ALLOWED_VARIABLES
+    if forbidden:
+        raise TemplateError(
+            f"SMS template {name}: uses {', '.join(sorted(forbidden))}; "
+            f"a text may only use {', '.join(sorted(ALLOWED_VARIABLES))}"
+        )
+    missing = REQUIRED_VARIABLES - used
+    if missing:
+        raise TemplateError(
+            f"SMS template {name}: must name the practice ({{{{ practice_name }}}})"
+        )
+
+
+def clean_sms(text: str) -> str:
+    for char, plain in _UCS2_LOOKALIKES.items():
+        text = text.replace(char, plain)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())

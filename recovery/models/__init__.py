@@ -1,0 +1,22 @@
+"""Every model, imported here so that `Base.metadata` is complete for Alembic and tests."""
+
+from recovery.models.call import CallDisposition, CallEvent
+from recovery.models.consent import OptOut
+from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
+from recovery.models.message import STATUS_RANK, Direction, Message, MessageStatus
+from recovery.models.practice import Practice, PracticeNumber
+
+__all__ = [
+    "STATUS_RANK",
+    "CallDisposition",
+    "CallEvent",
+    "Direction",
+    "Episode",
+    "EpisodeOutcome",
+    "EpisodeStatus",
+    "Message",
+    "MessageStatus",
+    "OptOut",
+    "Practice",
+    "PracticeNumber",
+]

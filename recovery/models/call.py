@@ -1,0 +1,41 @@
+"""A call event: one call a phone system told us about, stored once per provider call id."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, created_at, enum_column, phone
+
+
+class CallDisposition(enum.Enum):
+    MISSED = "missed"  # nobody answered: the caller should hear from us
+    ANSWERED = "answered"  # a person picked up; kept as the denominator of the answer rate
+    IGNORED = "ignored"  # our own number, or a blocked one; the reason says which
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+    # The unique key is what makes webhooks idempotent: a retried or concurrent duplicate
+    # fails the insert instead of racing a check-then-insert.
+    __table_args__ = (UniqueConstraint("provider", "provider_call_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_call_id: Mapped[str] = mapped_column(String(128))
+    caller: Mapped[phone | None]  # E.164, or None when withheld or invalid
+    caller_raw: Mapped[str] = mapped_column(String(64))
+    called: Mapped[phone]  # the practice line the patient dialled
+    disposition: Mapped[CallDisposition] = mapped_column(enum_column(CallDisposition))
+    reason: Mapped[str] = mapped_column(String(32))  # no-answer, busy, after_hours, own_number...
+    # Why no text went out for this call, when none did (withheld, opted_out, joined_episode...)
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[created_at]
+    episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)
+    raw_payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # kept verbatim for audit

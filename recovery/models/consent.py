@@ -1,0 +1,22 @@
+"""Opt-outs: a number that said STOP gets no text of any kind from that practice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, created_at, phone
+
+
+class OptOut(Base):
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("practice_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
+    phone: Mapped[phone]
+    opted_out_at: Mapped[created_at]
+    # Set by START; the row stays so the history of consent is kept.
+    opted_in_at: Mapped[datetime | None]

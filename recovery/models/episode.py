@@ -1,0 +1,57 @@
+"""An episode: one caller's missed calls to one practice within a window, and their outcome."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, created_at, enum_column, phone
+
+
+class EpisodeStatus(enum.Enum):
+    OPEN = "open"  # waiting on the patient or on staff
+    CLOSED = "closed"  # has its outcome
+
+
+class EpisodeOutcome(enum.Enum):
+    BOOKED = "booked"  # the patient booked a visit
+    RESOLVED = "resolved"  # staff completed the task it became
+    ESCALATED = "escalated"  # urgent, and a clinician acknowledged the page
+    OPTED_OUT = "opted_out"  # the patient said STOP
+    UNRECOVERED = "unrecovered"  # no reply or no outcome within the practice's window
+
+
+class Episode(Base):
+    __tablename__ = "episodes"
+    __table_args__ = (
+        # At most one episode per caller and practice accepts new calls. Two different calls
+        # from the same caller arriving together race on this index, not on a SELECT.
+        Index(
+            "uq_episodes_joinable_caller",
+            "practice_id",
+            "caller",
+            unique=True,
+            postgresql_where=text("joinable"),
+            sqlite_where=text("joinable"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
+    caller: Mapped[phone]
+    status: Mapped[EpisodeStatus] = mapped_column(
+        enum_column(EpisodeStatus), default=EpisodeStatus.OPEN
+    )
+    joinable: Mapped[bool] = mapped_column(Boolean, default=True)
+    opened_at: Mapped[created_at]
+    last_call_at: Mapped[datetime]
+    call_count: Mapped[int] = mapped_column(Integer, default=1)
+    # Set when the first text is accepted by the provider; a column, not a guess, so the
+    # manager's time-to-first-text report is one query.
+    first_text_accepted_at: Mapped[datetime | None]
+    time_to_first_text_ms: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[EpisodeOutcome | None] = mapped_column(enum_column(EpisodeOutcome))
+    outcome_at: Mapped[datetime | None]

@@ -1,0 +1,59 @@
+"""A practice (a clinic) and the phone numbers patients call it on."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from recovery.db import Base, created_at, phone
+
+if TYPE_CHECKING:
+    from recovery.domain.hours import BusinessHours
+
+
+class Practice(Base):
+    __tablename__ = "practices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    forward_to: Mapped[phone | None]
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, default=20)
+    hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    holidays: Mapped[list[str]] = mapped_column(JSON, default=list)
+    booking_url: Mapped[str | None] = mapped_column(String(500))
+    visit_value: Mapped[int] = mapped_column(Integer, default=0)
+    on_call: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    blocked_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Repeat missed calls from one caller within this many hours join one episode.
+    episode_window_h: Mapped[int] = mapped_column(Integer, default=12)
+    created_at: Mapped[created_at]
+
+    numbers: Mapped[list[PracticeNumber]] = relationship(
+        back_populates="practice", cascade="all, delete-orphan", order_by="PracticeNumber.position"
+    )
+
+    @property
+    def main_number(self) -> str:
+        return min(self.numbers, key=lambda n: n.position).number
+
+    def business_hours(self) -> BusinessHours:
+        from recovery.domain.hours import BusinessHours
+
+        return BusinessHours.parse(self.timezone, self.hours, self.holidays)
+
+
+class PracticeNumber(Base):
+    """A line patients call. A number belongs to one practice: that is how a webhook finds it."""
+
+    __tablename__ = "practice_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    number: Mapped[phone] = mapped_column(unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # 0 is the main number
+
+    practice: Mapped[Practice] = relationship(back_populates="numbers")

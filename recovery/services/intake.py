@@ -1,0 +1,168 @@
+"""Intake: a phone system reports a call; store it once, join or open an episode, queue the text.
+
+Everything here happens in the caller's transaction and calls no provider: the webhook
+commits the call and its pending first text together, then enqueues.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.domain.calls import CallReport, screen_call
+from recovery.domain.phones import mask, national_format, parse_number
+from recovery.domain.templates import SmsContext, SmsTemplates
+from recovery.models import (
+    CallDisposition,
+    CallEvent,
+    Direction,
+    Episode,
+    Message,
+    MessageStatus,
+    Practice,
+)
+from recovery.services.consent import is_opted_out
+from recovery.services.practices import find_practice_by_forward_to, find_practice_by_number
+
+log = logging.getLogger(__name__)
+
+
+class UnknownNumber(LookupError):
+    """No practice owns the number that was called."""
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    duplicate: bool
+    call_id: int | None = None
+    practice_id: int | None = None
+    episode_id: int | None = None
+    skip_reason: str | None = None
+    message_id: int | None = None  # the first text to enqueue once committed
+
+
+def find_practice(session: Session, report: CallReport) -> Practice:
+    called = parse_number(report.called_raw).e164
+    practice = find_practice_by_number(session, called) if called else None
+    if practice is None and called and report.called_is_forward_target:
+        practice = find_practice_by_forward_to(session, called)
+    if practice is None:
+        raise UnknownNumber(f"no practice owns {mask(called or report.called_raw)}")
+    return practice
+
+
+def record_call(
+    session: Session,
+    report: CallReport,
+    templates: SmsTemplates,
+    now: datetime,
+    practice: Practice | None = None,
+) -> IntakeResult:
+    practice = practice or find_practice(session, report)
+    caller = parse_number(report.caller_raw)
+    own_numbers = {n.number for n in practice.numbers} | (
+        {practice.forward_to} if practice.forward_to else set()
+    )
+    screening = screen_call(report, caller, own_numbers, practice.blocked_numbers)
+    called = parse_number(report.called_raw).e164
+    # The text goes out from the line the patient dialled, so the reply lands where they
+    # expect; a forwarded leg names the desk phone instead, so fall back to the main line.
+    line = called if called in {n.number for n in practice.numbers} else practice.main_number
+
+    call = CallEvent(
+        practice_id=practice.id,
+        provider=report.provider,
+        provider_call_id=report.provider_call_id,
+        caller=caller.e164,
+        caller_raw=report.caller_raw[:64],
+        called=line,
+        disposition=CallDisposition(screening.disposition),
+        reason=screening.reason[:32],
+        skip_reason=screening.skip_reason,
+        occurred_at=report.occurred_at,
+        received_at=now,
+        raw_payload=report.raw_payload,
+    )
+    try:
+        with session.begin_nested():
+            session.add(call)
+    except IntegrityError:
+        # The provider retried, or sent the same call to two endpoints: already handled.
+        return IntakeResult(duplicate=True, practice_id=practice.id)
+
+    if screening.skip_reason is not None or caller.e164 is None:
+        log.info(
+            "call %s from %s: %s, no text (%s)",
+            call.id,
+            mask(caller.e164 or report.caller_raw),
+            screening.disposition,
+            screening.skip_reason,
+        )
+        return IntakeResult(False, call.id, practice.id, skip_reason=screening.skip_reason)
+
+    episode, joined = _join_or_open_episode(session, practice, caller.e164, now)
+    call.episode_id = episode.id
+    if joined:
+        call.skip_reason = "joined_episode"
+        return IntakeResult(False, call.id, practice.id, episode.id, "joined_episode")
+
+    if is_opted_out(session, practice.id, caller.e164):
+        call.skip_reason = "opted_out"
+        return IntakeResult(False, call.id, practice.id, episode.id, "opted_out")
+
+    body = templates.render(
+        "first_text", SmsContext(practice_name=practice.name, practice_phone=national_format(line))
+    )
+    message = Message(
+        practice_id=practice.id,
+        episode_id=episode.id,
+        direction=Direction.OUTBOUND,
+        kind="first_text",
+        from_number=line,
+        to_number=caller.e164,
+        body=body,
+        status=MessageStatus.PENDING,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return IntakeResult(False, call.id, practice.id, episode.id, None, message.id)
+
+
+def _join_or_open_episode(
+    session: Session, practice: Practice, caller: str, now: datetime
+) -> tuple[Episode, bool]:
+    window = timedelta(hours=practice.episode_window_h)
+    for _ in range(3):
+        # FOR UPDATE: two calls from one caller at once queue here instead of both joining
+        # a stale episode or both opening one.
+        current = session.scalars(
+            select(Episode)
+            .where(
+                Episode.practice_id == practice.id,
+                Episode.caller == caller,
+                Episode.joinable.is_(True),
+            )
+            .with_for_update()
+        ).first()
+        if current is not None and current.opened_at > now - window:
+            current.call_count += 1
+            current.last_call_at = now
+            return current, True
+        if current is not None:
+            current.joinable = False  # its window has passed: this call starts a new one
+            session.flush()
+        episode = Episode(practice_id=practice.id, caller=caller, opened_at=now, last_call_at=now)
+        try:
+            with session.begin_nested():
+                session.add(episode)
+        except IntegrityError:
+            continue  # another call opened it a moment ago: join that one
+        return episode, False
+    raise RuntimeError("could not open or join an episode")  # pragma: no cover

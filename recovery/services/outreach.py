@@ -1,0 +1,215 @@
+"""Outreach: send a stored text exactly once, retry what can succeed, record what happened.
+
+The message row exists before the provider is called (intake wrote it). A worker first
+claims it (pending -> sending) in its own short transaction, calls the provider with no
+transaction open, then records the answer. The claim is a conditional UPDATE, so a second
+worker, a re-dispatch by the sweeper or a redelivered task finds nothing to claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.db import utcnow
+from recovery.domain.phones import mask
+from recovery.models import STATUS_RANK, Episode, Message, MessageStatus
+from recovery.services.consent import is_opted_out
+from recovery.sms.base import OutboundSms, SendError, SmsProvider
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 300.0
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    message_id: int
+    status: str  # not_claimed, accepted, suppressed, retry, failed
+
+
+def backoff_s(attempts: int) -> float:
+    """2, 4, 8 ... seconds, at most five minutes: a Twilio blip clears fast, an outage won't."""
+    return min(2.0 ** max(attempts, 1), MAX_BACKOFF_S)
+
+
+def claim(session: Session, message_id: int, now: datetime) -> Message | None:
+    claimed = _execute(
+        session,
+        update(Message)
+        .where(
+            Message.id == message_id,
+            Message.status == MessageStatus.PENDING,
+            # A fresh text (no attempt yet) goes at once; a retry waits for its time.
+            or_(Message.attempts == 0, Message.next_attempt_at <= now),
+        )
+        .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False),
+    )
+    if claimed.rowcount != 1:
+        return None
+    return session.get(Message, message_id, populate_existing=True)
+
+
+def deliver(
+    sessions: sessionmaker[Session],
+    provider: SmsProvider,
+    message_id: int,
+    *,
+    status_callback: str | None,
+    deadline: timedelta,
+    clock: Callable[[], datetime] = utcnow,
+) -> DeliveryResult:
+    now = clock()
+    with sessions.begin() as session:
+        message = claim(session, message_id, now)
+        if message is None:
+            return DeliveryResult(message_id, "not_claimed")
+        # The send chokepoint: whatever queued this text, an opted-out number never gets it.
+        if is_opted_out(session, message.practice_id, message.to_number):
+            message.status = MessageStatus.SUPPRESSED
+            message.error_message = "opted out"
+            message.status_updated_at = now
+            return DeliveryResult(message_id, "suppressed")
+        sms = OutboundSms(message.from_number, message.to_number, message.body, status_callback)
+        created_at = message.created_at
+
+    try:
+        result = provider.send(sms)
+    except SendError as exc:
+        return _record_failure(sessions, message_id, exc, created_at, deadline, clock())
+
+    done = clock()
+    with sessions.begin() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        message.provider = provider.name
+        message.provider_sid = result.provider_sid
+        message.accepted_at = done
+        if STATUS_RANK[message.status] < STATUS_RANK[MessageStatus.ACCEPTED]:
+            message.status = MessageStatus.ACCEPTED
+            message.status_updated_at = done
+        if message.kind == "first_text" and message.episode_id is not None:
+            episode = session.get(Episode, message.episode_id)
+            if episode is not None and episode.first_text_accepted_at is None:
+                episode.first_text_accepted_at = done
+                episode.time_to_first_text_ms = round(
+                    (done - episode.opened_at).total_seconds() * 1000
+                )
+    log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
+    return DeliveryResult(message_id, "accepted")
+
+
+def _record_failure(
+    sessions: sessionmaker[Session],
+    message_id: int,
+    exc: SendError,
+    created_at: datetime,
+    deadline: timedelta,
+    now: datetime,
+) -> DeliveryResult:
+    with sessions.begin() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        message.error_code = exc.code
+        message.error_message = str(exc)[:500]
+        message.status_updated_at = now
+        if exc.permanent or now - created_at >= deadline:
+            message.status = MessageStatus.FAILED
+            outcome = "failed"
+        else:
+            message.status = MessageStatus.PENDING
+            message.next_attempt_at = now + timedelta(seconds=backoff_s(message.attempts))
+            outcome = "retry"
+        attempts = message.attempts
+    log.warning(
+        "message %s: provider refused (%s, attempt %s): %s", message_id, outcome, attempts, exc
+    )
+    return DeliveryResult(message_id, outcome)
+
+
+def due_for_dispatch(
+    session: Session, now: datetime, grace: timedelta, stale_claim: timedelta, limit: int = 500
+) -> list[int]:
+    """The sweeper's query: texts that should be with a worker and may not be.
+
+    A fresh text normally reaches a worker through the task the webhook queued; after
+    `grace` we assume that task was lost (Redis down at webhook time, a worker killed) and
+    queue it again. A retry is due at its next_attempt_at. A claim older than
+    `stale_claim` belongs to a worker that died mid-send: it goes back to pending, accepting
+    the small chance of a second text over the certainty of none.
+    """
+    stale = _execute(
+        session,
+        update(Message)
+        .where(Message.status == MessageStatus.SENDING, Message.claimed_at < now - stale_claim)
+        .values(status=MessageStatus.PENDING, next_attempt_at=now)
+        .execution_options(synchronize_session=False),
+    )
+    if stale.rowcount:
+        log.warning("%s message(s) were stuck in sending; re-queued", stale.rowcount)
+    rows = session.scalars(
+        select(Message.id)
+        .where(
+            Message.status == MessageStatus.PENDING,
+            or_(
+                (Message.attempts == 0) & (Message.created_at <= now - grace),
+                (Message.attempts > 0) & (Message.next_attempt_at <= now),
+            ),
+        )
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def record_status(
+    session: Session,
+    provider_sid: str,
+    status: MessageStatus,
+    error_code: int | None,
+    now: datetime,
+) -> bool:
+    """Apply a provider's delivery report. Returns False for a message we do not know.
+
+    Callbacks arrive out of order (delivered before sent is common), so a report only ever
+    moves a message forward; a final state is never changed.
+    """
+    message = session.scalars(
+        select(Message).where(Message.provider_sid == provider_sid).with_for_update()
+    ).first()
+    if message is None:
+        return False
+    if STATUS_RANK[status] <= STATUS_RANK[message.status] and not (
+        # Same rank, but the report adds the carrier's error code we did not have yet.
+        status == message.status and error_code and not message.error_code
+    ):
+        return True
+    message.status = status
+    message.status_updated_at = now
+    if error_code:
+        message.error_code = error_code
+    if status == MessageStatus.DELIVERED:
+        message.delivered_at = now
+    return True
+
+
+def _execute(session: Session, statement: Any) -> CursorResult[Any]:
+    """An UPDATE whose rowcount we need (the claim is only ours when it is exactly 1)."""
+    return cast(CursorResult[Any], session.execute(statement))
+
+
+class Dispatcher(Protocol):
+    """Hands a stored text to whatever sends it (a Celery queue, or inline in tests).
+
+    It may fail (the broker is down): the text is committed already and the sweeper will
+    find it, so a caller logs the failure and carries on.
+    """
+
+    def send_text(self, message_id: int) -> None: ...

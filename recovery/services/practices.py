@@ -1,0 +1,72 @@
+"""Loading practices from their file into the database (an idempotent upsert)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recovery.models import Practice, PracticeNumber
+from recovery.schemas.practices import PracticeConfig, PracticesFile
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    created: list[str]
+    updated: list[str]
+
+
+def load_practices(session: Session, config: PracticesFile) -> LoadReport:
+    created, updated = [], []
+    for practice_config in config.practices:
+        practice = session.scalar(select(Practice).where(Practice.slug == practice_config.slug))
+        if practice is None:
+            practice = Practice(slug=practice_config.slug)
+            session.add(practice)
+            created.append(practice_config.slug)
+        else:
+            updated.append(practice_config.slug)
+        _apply(session, practice, practice_config)
+    session.flush()
+    return LoadReport(created=created, updated=updated)
+
+
+def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None:
+    practice.name = config.name
+    practice.timezone = config.timezone
+    practice.forward_to = config.forward_to
+    practice.ring_timeout_s = config.ring_timeout_s
+    practice.hours = config.hours
+    practice.holidays = config.holidays
+    practice.booking_url = config.booking_url
+    practice.visit_value = config.visit_value
+    practice.on_call = [entry.model_dump() for entry in config.on_call]
+    practice.blocked_numbers = config.blocked_numbers
+    practice.episode_window_h = config.episode_window_h
+
+    # Numbers are the lookup key of every webhook; keep existing rows (and their order:
+    # the first is the practice's main number) and only add or drop what changed.
+    wanted = list(config.numbers)
+    kept = [n for n in practice.numbers if n.number in wanted]
+    for stale in [n for n in practice.numbers if n.number not in wanted]:
+        practice.numbers.remove(stale)
+    session.flush()  # drop before add, so a number moved between practices stays unique
+    have = {n.number for n in kept}
+    for number in wanted:
+        if number not in have:
+            practice.numbers.append(PracticeNumber(number=number))
+    for number_row in practice.numbers:
+        number_row.position = wanted.index(number_row.number)
+
+
+def find_practice_by_number(session: Session, number: str) -> Practice | None:
+    return session.scalar(
+        select(Practice).join(PracticeNumber).where(PracticeNumber.number == number)
+    )
+
+
+def find_practice_by_forward_to(session: Session, number: str) -> Practice | None:
+    return session.scalars(
+        select(Practice).where(Practice.forward_to == number).order_by(Practice.id)
+    ).first()

@@ -1,0 +1,87 @@
+"""The Twilio provider: the twilio client, with its failures sorted into retry or not."""
+
+from __future__ import annotations
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from recovery.models.message import MessageStatus
+from recovery.sms.base import OutboundSms, SendError, SendResult
+
+# Twilio errors that no retry can fix: the number is invalid (21211, 21217), not a mobile
+# (21614), unsubscribed from this sender (21610), not SMS-capable or blocked (21612, 21408),
+# a body that cannot be sent (21617, 21602), the From is not ours (21606, 21659).
+PERMANENT_CODES = frozenset(
+    {21211, 21217, 21408, 21602, 21606, 21610, 21612, 21614, 21617, 21659, 30004, 30006}
+)
+
+
+class TwilioProvider:
+    name = "twilio"
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        api_base_url: str = "",
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._client = Client(
+            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_s)
+        )
+        if api_base_url:
+            # A Twilio-compatible API (SignalWire, a test double): edge and region would
+            # rewrite the host back to *.twilio.com, so they must be unset.
+            self._client.api.base_url = api_base_url
+            self._client.edge = None
+            self._client.region = None
+
+    def send(self, sms: OutboundSms) -> SendResult:
+        params = {"to": sms.to_number, "from_": sms.from_number, "body": sms.body}
+        if sms.status_callback:
+            params["status_callback"] = sms.status_callback
+        try:
+            message = self._client.messages.create(**params)
+        except TwilioRestException as exc:
+            raise classify_error(exc) from exc
+        except TwilioException as exc:  # connection errors, timeouts
+            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
+        except OSError as exc:
+            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
+        if not message.sid:
+            raise SendError("twilio answered without a message sid", permanent=False)
+        return SendResult(provider_sid=message.sid)
+
+
+def classify_error(exc: TwilioRestException) -> SendError:
+    code = exc.code if isinstance(exc.code, int) else None
+    status = exc.status or 0
+    if code in PERMANENT_CODES:
+        permanent = True
+    elif status in (401, 403, 429) or status >= 500:
+        # 401/403 are our credentials: an operator fixes them and the waiting texts go out.
+        permanent = False
+    else:
+        # Other 4xx are our mistakes (a bad request, bad credentials): retrying the same
+        # request would fail the same way, and an operator must look.
+        permanent = status >= 400
+    return SendError(f"twilio {status} {code}: {exc.msg}", permanent=permanent, code=code)
+
+
+STATUS_CALLBACK_PATH = "/webhooks/twilio/sms/status"
+
+# Twilio's MessageStatus values in our states. queued/accepted/scheduled/sending all mean
+# "Twilio has it", which is what ACCEPTED records; read is delivery with a receipt.
+TWILIO_STATUSES = {
+    "accepted": MessageStatus.ACCEPTED,
+    "scheduled": MessageStatus.ACCEPTED,
+    "queued": MessageStatus.ACCEPTED,
+    "sending": MessageStatus.ACCEPTED,
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}

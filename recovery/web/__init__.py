@@ -1,0 +1,101 @@
+"""The web edge: `create_app()` wires settings, database, templates and the task queue.
+
+Nothing builds an app at import time; gunicorn calls the factory
+(`gunicorn 'recovery.web:create_app()'`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from recovery.config import TEMPLATES_DIR, Settings
+from recovery.db import make_engine, make_session_factory, session_scope
+from recovery.domain.templates import SmsTemplates
+from recovery.log import configure_logging
+from recovery.schemas.practices import read_practices
+from recovery.services.outreach import Dispatcher
+from recovery.services.practices import load_practices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    templates: SmsTemplates
+    dispatcher: Dispatcher
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> Flask:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__, template_folder=str(TEMPLATES_DIR))
+    app.config["SECRET_KEY"] = settings.secret_key or None
+    if sessions is None:
+        sessions = make_session_factory(make_engine(settings.effective_database_url))
+    if dispatcher is None:
+        from workers.dispatch import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher.from_settings(settings)
+    runtime = Runtime(settings, sessions, SmsTemplates(TEMPLATES_DIR / "sms"), dispatcher)
+    app.extensions["recovery"] = runtime
+
+    if settings.practices_file:
+        _load_practices_file(sessions, Path(settings.practices_file))
+
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from recovery.web.health import bp as health_bp
+    from recovery.web.webhooks import bp as webhooks_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _json_error(exc: HTTPException) -> tuple[Response, int]:
+        # Machines call us; a JSON reason is what their logs can show.
+        return jsonify(error=exc.name.lower(), reason=exc.description), exc.code or 500
+
+
+def _load_practices_file(sessions: sessionmaker[Session], path: Path) -> None:
+    config = read_practices(path)
+    for attempt in range(2):
+        try:
+            with session_scope(sessions) as session:
+                report = load_practices(session, config)
+            log.info(
+                "practices loaded from %s: %d new, %d updated",
+                path,
+                len(report.created),
+                len(report.updated),
+            )
+            return
+        except IntegrityError:
+            # Several gunicorn workers start together and race to insert the same
+            # practices; the loser finds them on its second pass.
+            if attempt:
+                raise
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions["recovery"]
+    return runtime

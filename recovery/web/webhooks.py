@@ -1,0 +1,257 @@
+"""Webhooks from phone systems: verify, parse, store + enqueue, answer. Nothing slow here.
+
+Each handler checks the signature first, validates the payload second, records the call in
+one transaction (a duplicate trips a unique constraint), queues the text only after that
+commit, and answers at once: TwiML for Twilio, JSON for everyone else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import ValidationError
+from twilio.twiml.voice_response import VoiceResponse
+
+from recovery.db import session_scope, utcnow
+from recovery.domain.calls import MISSED_REASONS, CallReport
+from recovery.domain.phones import mask
+from recovery.schemas.webhooks import (
+    GenericMissedCall,
+    TwilioCallStatus,
+    TwilioDialAction,
+    TwilioIncomingCall,
+    TwilioMessageStatus,
+)
+from recovery.services.intake import IntakeResult, UnknownNumber, find_practice, record_call
+from recovery.services.outreach import record_status
+from recovery.sms.twilio import TWILIO_STATUSES
+from recovery.web import Runtime, runtime_of
+from recovery.web.security import Forbidden, check_generic_signature, check_twilio_signature
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+DIAL_STATUS_PATH = "/webhooks/twilio/voice/dial-status"
+
+UNTEXTABLE = frozenset({"withheld", "invalid", "own_number", "blocked", "opted_out"})
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden) -> tuple[Response, int]:
+    log.warning("refused %s %s: %s", request.method, request.path, exc)
+    return jsonify(error="forbidden", reason=str(exc)), 403
+
+
+@bp.errorhandler(ValidationError)
+def _malformed(exc: ValidationError) -> tuple[Response, int]:
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+    ]
+    reason = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+    return jsonify(error="malformed payload", reason=reason, details=details), 400
+
+
+@bp.errorhandler(UnknownNumber)
+def _unknown_number(exc: UnknownNumber) -> tuple[Response, int]:
+    log.warning("%s %s: %s", request.method, request.path, exc)
+    return jsonify(error="unknown number", reason=str(exc)), 404
+
+
+def _runtime() -> Runtime:
+    return runtime_of(current_app)
+
+
+def _verified_twilio_form() -> dict[str, str]:
+    settings = _runtime().settings
+    # Twilio signs the URL it called, which behind a proxy is not the one Flask sees.
+    url = settings.public_base_url + request.full_path.rstrip("?")
+    params = request.form.to_dict()
+    check_twilio_signature(
+        settings.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+    )
+    return params
+
+
+def _intake(report: CallReport) -> IntakeResult:
+    runtime = _runtime()
+    now = utcnow()
+    with session_scope(runtime.sessions) as session:
+        result = record_call(session, report, runtime.templates, now)
+    _enqueue(runtime, result)
+    return result
+
+
+def _enqueue(runtime: Runtime, result: IntakeResult) -> None:
+    if result.message_id is None:
+        return
+    try:
+        runtime.dispatcher.send_text(result.message_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure means the same thing here
+        # The text is committed as pending; the sweeper sends it once the queue is back.
+        log.warning("message %s not queued (%s); the sweeper will send it", result.message_id, exc)
+
+
+def _twiml(response: VoiceResponse) -> Response:
+    return Response(str(response), mimetype="text/xml")
+
+
+def _say_text_coming(result: IntakeResult, opening: str) -> VoiceResponse:
+    response = VoiceResponse()
+    if result.skip_reason in UNTEXTABLE:
+        response.say(f"{opening} Please call us back during our opening hours. Goodbye.")
+    else:
+        response.say(f"{opening} We'll send you a text message in a moment. Goodbye.")
+    response.hangup()
+    return response
+
+
+@bp.post("/twilio/voice")
+def twilio_voice() -> Response:
+    """A call to a practice line: ring the front desk in hours, else say a text is coming."""
+    params = _verified_twilio_form()
+    incoming = TwilioIncomingCall.model_validate(params)
+    runtime = _runtime()
+    now = utcnow()
+    with session_scope(runtime.sessions) as session:
+        report = CallReport(
+            provider="twilio",
+            provider_call_id=incoming.call_sid,
+            caller_raw=incoming.from_,
+            called_raw=incoming.to,
+            answered=False,
+            reason="after_hours",
+            occurred_at=now,
+            raw_payload=params,
+        )
+        practice = find_practice(session, report)
+        if practice.forward_to and practice.business_hours().is_open(now):
+            response = VoiceResponse()
+            response.dial(
+                practice.forward_to,
+                timeout=practice.ring_timeout_s,
+                action=runtime.settings.public_base_url + DIAL_STATUS_PATH,
+                method="POST",
+            )
+            return _twiml(response)
+        if not practice.forward_to:
+            report = replace(report, reason="unstaffed")
+        result = record_call(session, report, runtime.templates, now, practice)
+        name = practice.name
+    _enqueue(runtime, result)
+    return _twiml(
+        _say_text_coming(result, f"Thank you for calling {name}. We're closed right now.")
+    )
+
+
+@bp.post("/twilio/voice/dial-status")
+def twilio_dial_status() -> Response:
+    """The <Dial action>: the front desk's phone rang out (missed) or was answered."""
+    params = _verified_twilio_form()
+    action = TwilioDialAction.model_validate(params)
+    status = action.dial_call_status
+    answered = status in ("completed", "answered")
+    result = _intake(
+        CallReport(
+            provider="twilio",
+            provider_call_id=action.call_sid,
+            caller_raw=action.from_,
+            called_raw=action.to,
+            answered=answered,
+            reason=status,
+            occurred_at=utcnow(),
+            raw_payload=params,
+        )
+    )
+    if answered:
+        return _twiml(VoiceResponse())
+    return _twiml(_say_text_coming(result, "Sorry we couldn't get to the phone."))
+
+
+@bp.post("/twilio/voice/status")
+def twilio_call_status() -> Response:
+    """Call-progress callbacks, for set-ups that forward calls without our <Dial>."""
+    params = _verified_twilio_form()
+    event = TwilioCallStatus.model_validate(params)
+    status = event.call_status.lower()
+    # A child leg (the forwarded ring) speaks for its parent, the patient's inbound call;
+    # keying on the parent makes this and the <Dial action> of the same call one event.
+    call_id = event.parent_call_sid or event.call_sid
+    answered = status == "completed" and event.parent_call_sid is not None
+    if status not in MISSED_REASONS and not answered:
+        return Response("", status=204)  # ringing, in-progress, a parent's own completion
+    _intake(
+        CallReport(
+            provider="twilio",
+            provider_call_id=call_id,
+            caller_raw=event.from_,
+            called_raw=event.to,
+            answered=answered,
+            reason=status,
+            occurred_at=event.timestamp or utcnow(),
+            raw_payload=params,
+            called_is_forward_target=event.parent_call_sid is not None,
+        )
+    )
+    return Response("", status=204)
+
+
+@bp.post("/twilio/sms/status")
+def twilio_sms_status() -> Response:
+    params = _verified_twilio_form()
+    report = TwilioMessageStatus.model_validate(params)
+    status = TWILIO_STATUSES.get(report.message_status.lower())
+    if status is None:
+        log.info("message %s: status %r ignored", report.message_sid, report.message_status)
+        return Response("", status=204)
+    with session_scope(_runtime().sessions) as session:
+        known = record_status(session, report.message_sid, status, report.error_code, utcnow())
+    if not known:
+        # 2xx all the same: a 4xx would only make Twilio retry a message we will never know.
+        log.info("status for unknown message %s ignored", report.message_sid)
+    return Response("", status=204)
+
+
+@bp.post("/calls/missed")
+def generic_missed_call() -> tuple[Response, int]:
+    """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
+    body = request.get_data(cache=True)
+    check_generic_signature(
+        _runtime().settings.webhook_secret,
+        request.headers.get("X-Recovery-Timestamp"),
+        request.headers.get("X-Recovery-Signature"),
+        body,
+    )
+    try:
+        payload: Any = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return jsonify(error="malformed payload", reason=f"body is not JSON: {exc}"), 400
+    if not isinstance(payload, dict):
+        return jsonify(error="malformed payload", reason="body must be a JSON object"), 400
+    call = GenericMissedCall.model_validate(payload)
+    result = _intake(
+        CallReport(
+            provider="generic",
+            provider_call_id=call.call_id,
+            caller_raw=call.from_,
+            called_raw=call.to,
+            answered=call.reason == "answered",
+            reason=call.reason,
+            occurred_at=call.occurred_at,
+            raw_payload=payload,
+        )
+    )
+    if result.duplicate:
+        return jsonify(status="duplicate"), 200
+    log.info("generic call %s from %s recorded", result.call_id, mask(call.from_))
+    return jsonify(
+        status="recorded",
+        call_id=result.call_id,
+        episode_id=result.episode_id,
+        texting=result.message_id is not None,
+        skip_reason=result.skip_reason,
+    ), 200

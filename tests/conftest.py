@@ -1,0 +1,45 @@
+"""Helpers every suite shares: fixture payloads, signing, the practices file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from twilio.request_validator import RequestValidator
+
+from recovery.web.security import sign_generic
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PRACTICES_FILE = FIXTURES / "practices.yaml"
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ACCOUNT_SID = "AC0000000000000000000000000000aaaa"
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def load_form(name: str) -> dict[str, str]:
+    """A Twilio fixture (`twilio/voice-dial-action-no-answer.form`) as its POST parameters."""
+    text = (FIXTURES / name).read_text().strip()
+    return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+
+
+def twilio_signature(public_url: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
+    return RequestValidator(token).compute_signature(public_url, form)
+
+
+def generic_request(payload: dict[str, Any], secret: str = WEBHOOK_SECRET, at: float | None = None
+                    ) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    timestamp = str(int(at if at is not None else time.time()))
+    return body, {
+        "Content-Type": "application/json",
+        "X-Recovery-Timestamp": timestamp,
+        "X-Recovery-Signature": sign_generic(secret, timestamp, body),
+    }
+
+
+def unique_sid(prefix: str, seed: str) -> str:
+    return prefix + hashlib.md5(seed.encode(), usedforsecurity=False).hexdigest()

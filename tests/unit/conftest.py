@@ -1,0 +1,78 @@
+"""Unit-test fixtures: the real app and services on a SQLite file, with a recording queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.config import TEMPLATES_DIR, Settings
+from recovery.db import Base, make_engine, make_session_factory, session_scope
+from recovery.domain.templates import SmsTemplates
+from recovery.schemas.practices import read_practices
+from recovery.services.practices import load_practices
+from recovery.web import create_app
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
+
+PUBLIC_BASE_URL = "https://recovery.example.com"
+
+
+class RecordingDispatcher:
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.fail_with: Exception | None = None
+
+    def send_text(self, message_id: int) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(message_id)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unit.db'}",
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
+        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
+        RECOVERY_VAR_DIR=tmp_path / "var",
+    )
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.effective_database_url)
+    Base.metadata.create_all(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        load_practices(session, read_practices(PRACTICES_FILE))
+    yield factory
+    engine.dispose()
+
+
+@pytest.fixture
+def templates() -> SmsTemplates:
+    return SmsTemplates(TEMPLATES_DIR / "sms")
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+def app(
+    settings: Settings, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> Flask:
+    return create_app(settings, sessions=sessions, dispatcher=dispatcher)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,23 @@
+"""The web's side of the queue: publish a send task, fail fast if the broker is down."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from recovery.config import Settings
+
+
+class CeleryDispatcher:
+    def __init__(self, celery: Celery) -> None:
+        self._celery = celery
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CeleryDispatcher:
+        from workers.celery_app import make_celery
+
+        return cls(make_celery(settings))
+
+    def send_text(self, message_id: int) -> None:
+        # retry=False: a webhook must answer fast. If Redis is down the publish fails now,
+        # and the committed pending row waits for the sweeper instead of the request.
+        self._celery.send_task("recovery.send_text", args=[message_id], retry=False)
