@@ -16,10 +16,27 @@ class MaskPhonesFilter(logging.Filter):
         masked = mask_all(message)
         if masked != message:
             record.msg, record.args = masked, None
+        # A traceback is formatted after the filters run and carries exception texts
+        # (SQLAlchemy's include the bound parameters): format it now, masked; formatters
+        # reuse exc_text when it is set.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_all(record.exc_text)
         return True
 
 
+# Libraries that log every request they make, headers and all, at INFO.
+CHATTY_LOGGERS = ("twilio.http_client", "urllib3.connectionpool")
+
+
+def quiet_chatty_loggers() -> None:
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure_logging(level: str = "INFO") -> None:
+    quiet_chatty_loggers()
     root = logging.getLogger()
     if any(isinstance(f, MaskPhonesFilter) for h in root.handlers for f in h.filters):
         return

@@ -30,8 +30,9 @@ def twilio_signature(public_url: str, form: dict[str, str], token: str = AUTH_TO
     return RequestValidator(token).compute_signature(public_url, form)
 
 
-def generic_request(payload: dict[str, Any], secret: str = WEBHOOK_SECRET, at: float | None = None
-                    ) -> tuple[bytes, dict[str, str]]:
+def generic_request(
+    payload: dict[str, Any], secret: str = WEBHOOK_SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     timestamp = str(int(at if at is not None else time.time()))
     return body, {

@@ -13,7 +13,7 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 
 from recovery.config import Settings
-from recovery.log import MaskPhonesFilter
+from recovery.log import MaskPhonesFilter, quiet_chatty_loggers
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,13 +38,14 @@ def make_celery(settings: Settings) -> Celery:
     }
     if settings.uses_embedded_broker:
         folder = settings.broker_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_url"] = "filesystem://localhost//"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # default: ./control, wherever we run
             "store_processed": False,
             # The default polls once a second, which alone would blow the one-second goal.
             "polling_interval": 0.05,
@@ -65,6 +66,7 @@ def _mask_handlers(logger: logging.Logger, **_: Any) -> None:
     # matter; failures are still logged at ERROR.
     for name in ("celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_chatty_loggers()
 
 
 after_setup_logger.connect(_mask_handlers)

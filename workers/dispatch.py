@@ -15,7 +15,18 @@ class CeleryDispatcher:
     def from_settings(cls, settings: Settings) -> CeleryDispatcher:
         from workers.celery_app import make_celery
 
-        return cls(make_celery(settings))
+        celery = make_celery(settings)
+        # The publisher's connection gives up after one immediate retry (enough for a pooled
+        # connection that went stale). Kombu's default keeps retrying with backoff, which
+        # held a webhook for six seconds when Redis was down.
+        celery.conf.broker_transport_options = {
+            **celery.conf.broker_transport_options,
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.1,
+            "interval_max": 0.1,
+        }
+        return cls(celery)
 
     def send_text(self, message_id: int) -> None:
         # retry=False: a webhook must answer fast. If Redis is down the publish fails now,

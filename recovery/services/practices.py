@@ -18,6 +18,18 @@ class LoadReport:
 
 
 def load_practices(session: Session, config: PracticesFile) -> LoadReport:
+    # A number may move between practices in one edit. Release every number the file gives
+    # to another practice first: if the gaining practice came first in the file, its new
+    # row would be inserted while the losing practice still held the number (unique).
+    owner = {number: p.slug for p in config.practices for number in p.numbers}
+    moved = session.scalars(
+        select(PracticeNumber).where(PracticeNumber.number.in_(list(owner)))
+    ).all()
+    for row in moved:
+        if row.practice.slug != owner[row.number]:
+            row.practice.numbers.remove(row)
+    session.flush()
+
     created, updated = [], []
     for practice_config in config.practices:
         practice = session.scalar(select(Practice).where(Practice.slug == practice_config.slug))

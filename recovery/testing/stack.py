@@ -1,0 +1,183 @@
+"""The production shape on one machine, for integration tests and benchmarks.
+
+gunicorn serving the app, a Celery worker and Celery beat, each a real process with its
+own environment, logging to files under `var_dir`. Nothing here is faked: the processes
+are the ones the Procfile runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class StackConfig:
+    database_url: str
+    redis_url: str
+    var_dir: Path
+    practices_file: Path
+    twilio_base_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    webhook_secret: str
+    web_workers: int = 2
+    web_threads: int = 4
+    worker_concurrency: int = 2
+    sweep_interval_s: float = 0.5
+    sweep_grace_s: float = 1.0
+    beat: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        config.var_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        c = self.config
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        return {
+            **keep,
+            "DATABASE_URL": c.database_url,
+            "REDIS_URL": c.redis_url,
+            "SMS_PROVIDER": "twilio",
+            "TWILIO_ACCOUNT_SID": c.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": c.twilio_auth_token,
+            "TWILIO_API_BASE_URL": c.twilio_base_url,
+            "PUBLIC_BASE_URL": self.base_url,
+            "WEBHOOK_SECRET": c.webhook_secret,
+            "SECRET_KEY": "stack-secret-key",
+            "RECOVERY_PRACTICES_FILE": str(c.practices_file),
+            "RECOVERY_VAR_DIR": str(c.var_dir),
+            "RECOVERY_SWEEP_INTERVAL_S": str(c.sweep_interval_s),
+            "RECOVERY_SWEEP_GRACE_S": str(c.sweep_grace_s),
+            "PYTHONUNBUFFERED": "1",
+            **c.extra_env,
+        }
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        # cwd is the var dir: no stray .env from a developer's checkout leaks in. The child
+        # keeps its own copy of the log's file descriptor, so ours is closed at once.
+        with (self.config.var_dir / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=self.config.var_dir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def start(self, timeout: float = 30.0) -> Stack:
+        bin_dir = Path(sys.executable).parent
+        c = self.config
+        self._spawn(
+            "web",
+            [
+                str(bin_dir / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(c.web_workers),
+                "--threads",
+                str(c.web_threads),
+                "recovery.web:create_app()",
+            ],
+        )
+        self.start_worker()
+        if c.beat:
+            self._spawn(
+                "beat",
+                [
+                    str(bin_dir / "celery"),
+                    "-A",
+                    "workers.celery_app",
+                    "beat",
+                    "--loglevel",
+                    "WARNING",
+                    "--schedule",
+                    str(c.var_dir / "celerybeat-schedule"),
+                ],
+            )
+        self.wait_healthy(timeout)
+        return self
+
+    def start_worker(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        self._spawn(
+            "worker",
+            [
+                str(bin_dir / "celery"),
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(self.config.worker_concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"worker-{self.port}@%h",
+            ],
+        )
+
+    def stop_process(self, name: str, timeout: float = 15.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited early:\n{self.log(name)}")
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"web did not become healthy:\n{self.log('web')}")
+
+    def log(self, name: str) -> str:
+        path = self.config.var_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_process(name)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

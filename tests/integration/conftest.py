@@ -1,0 +1,134 @@
+"""The real stack: PostgreSQL, Redis, gunicorn, a Celery worker and beat, and the twilio
+client pointed at a Twilio-shaped server on loopback.
+
+Without PostgreSQL or Redis these tests skip, unless RECOVERY_REQUIRE_SERVICES=1 (CI sets
+it), which turns every such skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.cli import migrate
+from recovery.config import Settings
+from recovery.db import make_engine, make_session_factory
+from recovery.testing.stack import Stack, StackConfig
+from recovery.testing.twilio_double import TwilioDouble
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
+
+REQUIRE = os.environ.get("RECOVERY_REQUIRE_SERVICES") == "1"
+DATABASE_URL = os.environ.get(
+    "RECOVERY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("RECOVERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TABLES = "call_events, messages, episodes, opt_outs"
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRE:
+        pytest.fail(f"{reason} (RECOVERY_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def _psycopg_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new database, migrated with Alembic, dropped afterwards."""
+    admin = _psycopg_url(DATABASE_URL)
+    name = f"recovery_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL unavailable at {DATABASE_URL}: {exc}")
+    url = make_url(DATABASE_URL).set(drivername="postgresql+psycopg", database=name)
+    rendered = url.render_as_string(hide_password=False)
+    try:
+        migrate(Settings(_env_file=None, DATABASE_URL=rendered))  # type: ignore[call-arg]
+        yield rendered
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        unavailable(f"Redis unavailable at {REDIS_URL}: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def twilio() -> Iterator[TwilioDouble]:
+    with TwilioDouble(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as double:
+        yield double
+
+
+def stack_config(
+    database_url: str, redis_url: str, twilio: TwilioDouble, var_dir: Path
+) -> StackConfig:
+    return StackConfig(
+        database_url=database_url,
+        redis_url=redis_url,
+        var_dir=var_dir,
+        practices_file=PRACTICES_FILE.resolve(),
+        twilio_base_url=twilio.base_url,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        webhook_secret=WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(
+    database_url: str,
+    redis_url: str,
+    twilio: TwilioDouble,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    config = stack_config(database_url, redis_url, twilio, tmp_path_factory.mktemp("stack"))
+    with Stack(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Each test starts with no calls, texts or opt-outs (practices stay loaded)."""
+    if "stack" not in request.fixturenames:
+        return
+    sessions: sessionmaker[Session] = request.getfixturevalue("sessions")
+    twilio: TwilioDouble = request.getfixturevalue("twilio")
+    with sessions.begin() as session:
+        session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    twilio.reset()
