@@ -149,9 +149,7 @@ def test_same_caller_to_another_practice_gets_its_own_episode_and_text(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
     post_twilio(client, DIAL, dial_form())
-    post_twilio(
-        client, DIAL, dial_form(CallSid=unique_sid("CA", "other"), To="+13035550100")
-    )
+    post_twilio(client, DIAL, dial_form(CallSid=unique_sid("CA", "other"), To="+13035550100"))
     assert [m.from_number for m in messages(sessions)] == ["+15125550100", "+13035550100"]
 
 
@@ -165,8 +163,13 @@ def test_call_to_the_second_line_is_answered_from_that_line(
 def test_after_hours_call_gets_twiml_and_a_text(
     client: FlaskClient, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
 ) -> None:
-    form = {"CallSid": unique_sid("CA", "night"), "From": "+15125550199",
-            "To": "+13035550100", "CallStatus": "ringing", "Direction": "inbound"}
+    form = {
+        "CallSid": unique_sid("CA", "night"),
+        "From": "+15125550199",
+        "To": "+13035550100",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+    }
     response = post_twilio(client, VOICE, form)
 
     assert response.status_code == 200
@@ -182,8 +185,12 @@ def test_after_hours_call_gets_twiml_and_a_text(
 def test_call_in_hours_rings_the_front_desk_with_a_dial_action(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
-    form = {"CallSid": unique_sid("CA", "day"), "From": "+15125550199",
-            "To": "+16175550100", "CallStatus": "ringing"}
+    form = {
+        "CallSid": unique_sid("CA", "day"),
+        "From": "+15125550199",
+        "To": "+16175550100",
+        "CallStatus": "ringing",
+    }
     response = post_twilio(client, VOICE, form)
 
     body = response.data.decode()
