@@ -91,6 +91,7 @@ def run(port: int | None) -> None:
     manager.add_process(
         "web",
         f"{bin_dir}/gunicorn --bind 127.0.0.1:{port} --workers 2 --access-logfile - "
+        "--no-control-socket "
         "'recovery.web:create_app()'",
         env=env,
     )
