@@ -102,6 +102,9 @@ class Stack:
                 str(c.web_workers),
                 "--threads",
                 str(c.web_threads),
+                # Several gunicorns share this machine (tests, benchmarks, `make run`);
+                # each would otherwise claim the same ~/.gunicorn control socket.
+                "--no-control-socket",
                 "recovery.web:create_app()",
             ],
         )
