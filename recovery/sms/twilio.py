@@ -63,7 +63,7 @@ def classify_error(exc: TwilioRestException) -> SendError:
         # 401/403 are our credentials: an operator fixes them and the waiting texts go out.
         permanent = False
     else:
-        # Other 4xx are our mistakes (a bad request, bad credentials): retrying the same
+        # Other 4xx are our mistakes (a bad request, a refused parameter): retrying the same
         # request would fail the same way, and an operator must look.
         permanent = status >= 400
     return SendError(f"twilio {status} {code}: {exc.msg}", permanent=permanent, code=code)

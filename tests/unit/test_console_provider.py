@@ -1,0 +1,59 @@
+"""The console provider: one JSON line per text in the outbox, the body on the console."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from recovery.sms.base import OutboundSms
+from recovery.sms.console import ConsoleProvider, read_outbox
+
+
+def sms(to: str = "+15125550199", body: str = "Valley Family Clinic: hello") -> OutboundSms:
+    return OutboundSms(from_number="+15125550100", to_number=to, body=body)
+
+
+def test_each_text_is_one_json_line_in_the_outbox(tmp_path: Path) -> None:
+    outbox = tmp_path / "nested" / "outbox.jsonl"
+    provider = ConsoleProvider(outbox, stream=io.StringIO())
+
+    first = provider.send(sms(to="+15125550199", body="first\nline two"))
+    second = provider.send(sms(to="+15125550198", body="second"))
+
+    lines = outbox.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    records = read_outbox(outbox)
+    assert [r["sid"] for r in records] == [first.provider_sid, second.provider_sid]
+    assert records[0]["from"] == "+15125550100"
+    assert records[0]["to"] == "+15125550199"
+    assert records[0]["body"] == "first\nline two"
+    assert records[1]["body"] == "second"
+    assert records[0]["at"].endswith("+00:00")
+
+
+def test_the_body_is_printed_to_the_given_stream(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=stream)
+
+    result = provider.send(sms(body="Valley Family Clinic: sorry we missed your call!"))
+
+    printed = stream.getvalue()
+    assert "Valley Family Clinic: sorry we missed your call!" in printed
+    assert result.provider_sid in printed
+
+
+def test_sids_are_unique_and_look_like_message_sids(tmp_path: Path) -> None:
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO())
+
+    sids = [provider.send(sms()).provider_sid for _ in range(50)]
+
+    assert len(set(sids)) == 50
+    assert all(sid.startswith("CM") and len(sid) == 34 for sid in sids)
+
+
+def test_reading_a_missing_outbox_gives_no_texts(tmp_path: Path) -> None:
+    assert read_outbox(tmp_path / "never-written.jsonl") == []
+
+
+def test_the_provider_is_named_console(tmp_path: Path) -> None:
+    assert ConsoleProvider(tmp_path / "outbox.jsonl").name == "console"

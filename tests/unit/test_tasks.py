@@ -1,0 +1,246 @@
+"""The Celery side: the app's configuration, the task bodies, and the web's publisher."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.config import Settings
+from recovery.db import session_scope, utcnow
+from recovery.domain.calls import CallReport
+from recovery.domain.templates import SmsTemplates
+from recovery.models import Message, MessageStatus
+from recovery.services.intake import record_call
+from recovery.sms.console import ConsoleProvider, read_outbox
+from recovery.sms.twilio import STATUS_CALLBACK_PATH
+from workers import tasks
+from workers.celery_app import make_celery
+from workers.dispatch import CeleryDispatcher
+
+
+@pytest.fixture
+def embedded(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert settings.redis_url == ""
+    return settings
+
+
+# --- the app ---------------------------------------------------------------------------
+
+
+def test_without_redis_the_filesystem_broker_polls_fast_and_its_folders_exist(
+    embedded: Settings,
+) -> None:
+    celery = make_celery(embedded)
+
+    assert celery.conf.broker_url == "filesystem://localhost//"
+    options = celery.conf.broker_transport_options
+    assert options["polling_interval"] < 0.1
+    queue = embedded.var_dir.resolve() / "broker" / "queue"
+    assert options["data_folder_in"] == options["data_folder_out"] == str(queue)
+    assert queue.is_dir()
+    assert (embedded.var_dir / "broker" / "processed").is_dir()
+
+
+def test_with_redis_url_the_app_uses_redis_and_makes_no_broker_folder(
+    settings: Settings,
+) -> None:
+    with_redis = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6390/3"})
+
+    celery = make_celery(with_redis)
+
+    assert celery.conf.broker_url == "redis://127.0.0.1:6390/3"
+    assert "polling_interval" not in celery.conf.broker_transport_options
+    assert not (settings.var_dir / "broker").exists()
+
+
+@pytest.mark.parametrize("interval", [2.0, 0.5])
+def test_beat_runs_the_sweep_every_sweep_interval(settings: Settings, interval: float) -> None:
+    celery = make_celery(settings.model_copy(update={"sweep_interval_s": interval}))
+
+    [entry] = celery.conf.beat_schedule.values()
+    assert entry["task"] == "recovery.sweep"
+    assert entry["schedule"] == interval
+    assert entry["options"]["expires"] == interval
+    assert "recovery.sweep" in tasks.app.tasks
+
+
+def test_tasks_are_acknowledged_late_and_the_settings_travel_with_the_app(
+    settings: Settings,
+) -> None:
+    celery = make_celery(settings)
+
+    assert celery.conf.task_acks_late is True
+    assert celery.conf.task_reject_on_worker_lost is True
+    assert celery.conf["recovery_settings"] is settings
+
+
+# --- the task bodies -------------------------------------------------------------------
+
+
+def outbox_of(settings: Settings) -> Path:
+    return settings.var_dir / "outbox.jsonl"
+
+
+@dataclass
+class Queued:
+    """Stands in for the send_text task where the sweeper queues it."""
+
+    ids: list[int] = field(default_factory=list)
+
+    def delay(self, message_id: int) -> None:
+        self.ids.append(message_id)
+
+
+@pytest.fixture
+def resources(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tasks.Resources]:
+    res = tasks.Resources(
+        settings, sessions, ConsoleProvider(outbox_of(settings), stream=io.StringIO())
+    )
+    # The real task objects, with hand-built resources instead of the lazily built ones.
+    for name in ("recovery.send_text", "recovery.sweep"):
+        monkeypatch.setitem(tasks.app.tasks[name].__dict__, "resources", res)
+    yield res
+
+
+def queue_text(
+    sessions: sessionmaker[Session], templates: SmsTemplates, caller: str, age_s: float
+) -> int:
+    now = utcnow() - timedelta(seconds=age_s)
+    report = CallReport(
+        provider="twilio",
+        provider_call_id="CA" + caller,
+        caller_raw=caller,
+        called_raw="+15125550100",
+        answered=False,
+        reason="no-answer",
+        occurred_at=now,
+    )
+    with session_scope(sessions) as session:
+        result = record_call(session, report, templates, now)
+    assert result.message_id is not None
+    return result.message_id
+
+
+def status(sessions: sessionmaker[Session], message_id: int) -> MessageStatus:
+    with sessions() as session:
+        return session.scalars(select(Message.status).where(Message.id == message_id)).one()
+
+
+def test_send_text_task_sends_a_pending_first_text(
+    resources: tasks.Resources, sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
+    task = tasks.app.tasks["recovery.send_text"]
+
+    assert task.run(message_id) == "accepted"
+    assert task.run(message_id) == "not_claimed"
+
+    [sent] = read_outbox(outbox_of(resources.settings))
+    assert sent["to"] == "+15125550199"
+    assert sent["body"].startswith("Valley Family Clinic:")
+    assert status(sessions, message_id) is MessageStatus.ACCEPTED
+
+
+def test_send_text_task_runs_eagerly_through_celery(
+    resources: tasks.Resources, sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
+
+    result = tasks.app.tasks["recovery.send_text"].apply(args=[message_id])
+
+    assert result.get() == "accepted"
+    assert status(sessions, message_id) is MessageStatus.ACCEPTED
+
+
+def test_status_callback_is_sent_only_to_twilio(resources: tasks.Resources) -> None:
+    assert resources.status_callback is None
+
+    twilio = tasks.Resources(
+        resources.settings.model_copy(update={"sms_provider": "twilio"}),
+        resources.sessions,
+        resources.provider,
+    )
+    assert twilio.status_callback == "https://recovery.example.com" + STATUS_CALLBACK_PATH
+
+
+def test_sweep_queues_texts_past_their_grace_and_leaves_fresh_ones(
+    resources: tasks.Resources,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lost = queue_text(sessions, templates, "+15125550198", age_s=30)
+    queue_text(sessions, templates, "+15125550197", age_s=0)
+    queued = Queued()
+    monkeypatch.setattr(tasks, "send_text", queued)
+
+    assert tasks.app.tasks["recovery.sweep"].run() == 1
+
+    assert queued.ids == [lost]
+    assert status(sessions, lost) is MessageStatus.PENDING  # the queued task sends it
+
+
+def test_sweep_with_nothing_due_queues_nothing(
+    resources: tasks.Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = Queued()
+    monkeypatch.setattr(tasks, "send_text", queued)
+
+    assert tasks.app.tasks["recovery.sweep"].run() == 0
+    assert queued.ids == []
+
+
+# --- the web's publisher ---------------------------------------------------------------
+
+
+class RecordingCelery:
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.fail_with = fail_with
+
+    def send_task(self, name: str, **kwargs: Any) -> None:
+        self.calls.append((name, kwargs))
+        if self.fail_with is not None:
+            raise self.fail_with
+
+
+def test_dispatcher_publishes_the_id_without_retrying() -> None:
+    celery = RecordingCelery()
+
+    CeleryDispatcher(celery).send_text(42)
+
+    assert celery.calls == [("recovery.send_text", {"args": [42], "retry": False})]
+
+
+def test_dispatcher_lets_a_broker_failure_reach_the_caller() -> None:
+    celery = RecordingCelery(fail_with=ConnectionRefusedError("redis down"))
+
+    with pytest.raises(ConnectionRefusedError):
+        CeleryDispatcher(celery).send_text(42)
+
+
+def test_dispatcher_from_settings_writes_the_task_to_the_embedded_broker(
+    embedded: Settings,
+) -> None:
+    dispatcher = CeleryDispatcher.from_settings(embedded)
+
+    dispatcher.send_text(42)
+
+    [published] = list((embedded.var_dir / "broker" / "queue").iterdir())
+    headers = json.loads(published.read_text())["headers"]
+    assert headers["task"] == "recovery.send_text"
+    assert headers["argsrepr"] == "[42]"
