@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from logging.config import fileConfig
 
-import recovery.models  # noqa: F401 - registers every table on Base.metadata
 from alembic import context
+
+import recovery.models  # noqa: F401 - registers every table on Base.metadata
 from recovery.config import Settings
 from recovery.db import Base, make_engine
 

@@ -8,9 +8,9 @@ Create Date: 2026-11-24 11:43:24.303635
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 
 import recovery.db
-from alembic import op
 
 revision: str = "13eeb40ff0be"
 down_revision: str | None = None

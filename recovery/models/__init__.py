@@ -4,7 +4,9 @@ from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut
 from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
 from recovery.models.message import STATUS_RANK, Direction, Message, MessageStatus
+from recovery.models.page import Page, PageStatus
 from recovery.models.practice import Practice, PracticeNumber
+from recovery.models.task import Task, TaskQueue, TaskStatus
 
 __all__ = [
     "STATUS_RANK",
@@ -17,6 +19,11 @@ __all__ = [
     "Message",
     "MessageStatus",
     "OptOut",
+    "Page",
+    "PageStatus",
     "Practice",
     "PracticeNumber",
+    "Task",
+    "TaskQueue",
+    "TaskStatus",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
@@ -53,5 +53,16 @@ class Episode(Base):
     # manager's time-to-first-text report is one query.
     first_text_accepted_at: Mapped[datetime | None]
     time_to_first_text_ms: Mapped[int | None] = mapped_column(Integer)
+    # The conversation: what the patient asked for and in which language.
+    intent: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    unclear_replies: Mapped[int] = mapped_column(Integer, default=0)
+    last_reply_at: Mapped[datetime | None]
+    nudged_at: Mapped[datetime | None]
+    # Without a reply by then the episode ends unrecovered (the practice's reply window).
+    reply_deadline_at: Mapped[datetime | None]
+    # The tracked booking link /b/<token>; the booking system echoes it back as `ref`.
+    booking_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    booking_clicked_at: Mapped[datetime | None]
     outcome: Mapped[EpisodeOutcome | None] = mapped_column(enum_column(EpisodeOutcome))
     outcome_at: Mapped[datetime | None]

@@ -54,7 +54,12 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(32))  # first_text, ...
     from_number: Mapped[phone]
     to_number: Mapped[phone]
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # outbound only: PHI-free by construction
+    # An inbound text may hold PHI: kept only encrypted (recovery.crypto), body stays "".
+    body_ciphertext: Mapped[str | None] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(String(16))  # inbound: what we understood
+    intent_evidence: Mapped[str | None] = mapped_column(String(100))
+    page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"), index=True)
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]

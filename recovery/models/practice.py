@@ -30,6 +30,15 @@ class Practice(Base):
     blocked_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Repeat missed calls from one caller within this many hours join one episode.
     episode_window_h: Mapped[int] = mapped_column(Integer, default=12)
+    # Routing and follow-up policy (see the practices file's documentation).
+    billing_sla_h: Mapped[int] = mapped_column(Integer, default=4)
+    refill_sla_h: Mapped[int] = mapped_column(Integer, default=2)
+    refill_cutoff: Mapped[str] = mapped_column(String(5), default="15:00")
+    ack_timeout_s: Mapped[int] = mapped_column(Integer, default=300)
+    manager: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"name", "phone"}
+    reply_window_h: Mapped[int] = mapped_column(Integer, default=24)
+    nudge_after_h: Mapped[int] = mapped_column(Integer, default=4)
+    quiet_hours: Mapped[str] = mapped_column(String(11), default="21:00-08:00")
     created_at: Mapped[created_at]
 
     numbers: Mapped[list[PracticeNumber]] = relationship(

@@ -45,6 +45,17 @@ class PracticeConfig(BaseModel):
     on_call: list[OnCallEntry] = Field(default_factory=list)
     blocked_numbers: list[str] = Field(default_factory=list)
     episode_window_h: int = Field(default=12, ge=1, le=168)
+    # Routing and follow-up policy.
+    billing_sla_h: int = Field(default=4, ge=0, le=72)  # business hours after next opening
+    refill_sla_h: int = Field(default=2, ge=0, le=24)  # business hours, same day
+    refill_cutoff: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    ack_timeout_s: int = Field(default=300, ge=30, le=3600)
+    manager: OnCallEntry | None = None  # paged with the whole roster when nobody acks
+    reply_window_h: int = Field(default=24, ge=1, le=168)
+    nudge_after_h: int = Field(default=4, ge=1, le=72)
+    quiet_hours: str = Field(
+        default="21:00-08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+    )
 
     @field_validator("numbers", "blocked_numbers")
     @classmethod

@@ -56,6 +56,14 @@ def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None
     practice.on_call = [entry.model_dump() for entry in config.on_call]
     practice.blocked_numbers = config.blocked_numbers
     practice.episode_window_h = config.episode_window_h
+    practice.billing_sla_h = config.billing_sla_h
+    practice.refill_sla_h = config.refill_sla_h
+    practice.refill_cutoff = config.refill_cutoff
+    practice.ack_timeout_s = config.ack_timeout_s
+    practice.manager = config.manager.model_dump() if config.manager else None
+    practice.reply_window_h = config.reply_window_h
+    practice.nudge_after_h = config.nudge_after_h
+    practice.quiet_hours = config.quiet_hours
 
     # Numbers are the lookup key of every webhook; keep existing rows (and their order:
     # the first is the practice's main number) and only add or drop what changed.

@@ -1,0 +1,43 @@
+"""A staff task: something a person must do for a patient, in a queue, with an SLA."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, created_at, enum_column
+
+
+class TaskQueue(enum.Enum):
+    BILLING = "billing"  # billing questions: next business day
+    CARE_TEAM = "care_team"  # refills: same business day
+    FRONT_DESK = "front_desk"  # replies we could not understand twice
+
+
+class TaskStatus(enum.Enum):
+    OPEN = "open"  # waiting for someone to take it
+    CLAIMED = "claimed"  # a staff member is on it
+    DONE = "done"  # final: completed, and the episode resolved
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_queue_status_due_at", "practice_id", "queue", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
+    episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
+    queue: Mapped[TaskQueue] = mapped_column(enum_column(TaskQueue))
+    reason: Mapped[str] = mapped_column(String(32))  # the intent that made it
+    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.OPEN)
+    due_at: Mapped[datetime]
+    created_at: Mapped[created_at]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
