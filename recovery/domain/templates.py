@@ -9,6 +9,7 @@ practice, is refused when it is loaded, not discovered after it was sent.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from jinja2 import StrictUndefined, meta
@@ -16,7 +17,15 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ALLOWED_VARIABLES = frozenset(
-    {"practice_name", "practice_phone", "keywords", "booking_link", "help_keywords"}
+    {
+        "practice_name",
+        "practice_phone",
+        "keywords",
+        "help_keywords",
+        "link",  # a URL we built: a tracked booking link, a page's staff link
+        "callback_time",  # "Monday 9:00 AM": when staff will call back, from the SLA
+        "reference",  # a page's short code, for on-call staff
+    }
 )
 REQUIRED_VARIABLES = frozenset({"practice_name"})  # every text identifies the practice
 
@@ -44,7 +53,9 @@ class SmsContext:
     practice_phone: str
     keywords: tuple[str, ...] = ("BOOK", "BILLING", "REFILL", "URGENT")
     help_keywords: tuple[str, ...] = ("STOP", "HELP")
-    booking_link: str = field(default="")
+    link: str = field(default="")
+    callback_time: str = field(default="")
+    reference: str = field(default="")
 
 
 class SmsTemplates:
@@ -66,11 +77,11 @@ class SmsTemplates:
     def names(self) -> list[str]:
         return sorted(self._templates)
 
-    def render(self, name: str, context: SmsContext) -> str:
-        try:
-            template = self._templates[name]
-        except KeyError:
-            raise TemplateError(f"no SMS template named {name!r}") from None
+    def render(self, name: str, context: SmsContext, language: str = "en") -> str:
+        """Render `name` in the patient's language (`book.es.txt`), else in English."""
+        template = self._templates.get(f"{name}.{language}") or self._templates.get(name)
+        if template is None:
+            raise TemplateError(f"no SMS template named {name!r}")
         return clean_sms(template.render(asdict(context)))
 
 
@@ -97,3 +108,34 @@ def clean_sms(text: str) -> str:
     for char, plain in _UCS2_LOOKALIKES.items():
         text = text.replace(char, plain)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+_DAYS = {
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    "es": ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo"),
+}
+
+
+def callback_phrase(when: datetime, now: datetime, language: str = "en") -> str:
+    """When staff will call back, as a patient reads it: "today at 2:00 PM", "el lunes a
+    las 9:00". `when` and `now` are in the practice's time zone; a day more than six days
+    out gets its date so "Monday" is never the wrong Monday."""
+    days_ahead = (when.date() - now.date()).days
+    if language == "es":
+        clock = f"{when.hour}:{when.minute:02d}"
+        if days_ahead == 0:
+            return f"hoy a las {clock}"
+        if days_ahead == 1:
+            return f"mañana a las {clock}"  # ñ is in GSM-7; á and é would not all be
+        day = _DAYS["es"][when.weekday()]
+        suffix = f" {when.day}/{when.month}" if days_ahead > 6 else ""
+        return f"el {day}{suffix} a las {clock}"
+    hour = when.hour % 12 or 12
+    clock = f"{hour}:{when.minute:02d} {'AM' if when.hour < 12 else 'PM'}"
+    if days_ahead == 0:
+        return f"today at {clock}"
+    if days_ahead == 1:
+        return f"tomorrow at {clock}"
+    day = _DAYS["en"][when.weekday()]
+    suffix = f" {when.strftime('%b')} {when.day}" if days_ahead > 6 else ""
+    return f"{day}{suffix} at {clock}"

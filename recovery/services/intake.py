@@ -15,19 +15,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.domain.calls import CallReport, screen_call
-from recovery.domain.phones import mask, national_format, parse_number
-from recovery.domain.templates import SmsContext, SmsTemplates
+from recovery.domain.phones import mask, parse_number
+from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     CallDisposition,
     CallEvent,
-    Direction,
     Episode,
-    Message,
-    MessageStatus,
     Practice,
 )
 from recovery.services.consent import is_opted_out
 from recovery.services.practices import find_practice_by_forward_to, find_practice_by_number
+from recovery.services.texts import queue_text
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +113,16 @@ def record_call(
         call.skip_reason = "opted_out"
         return IntakeResult(False, call.id, practice.id, episode.id, "opted_out")
 
-    body = templates.render(
-        "first_text", SmsContext(practice_name=practice.name, practice_phone=national_format(line))
-    )
-    message = Message(
-        practice_id=practice.id,
-        episode_id=episode.id,
-        direction=Direction.OUTBOUND,
+    message = queue_text(
+        session,
+        templates,
+        practice,
+        to=caller.e164,
         kind="first_text",
+        now=now,
         from_number=line,
-        to_number=caller.e164,
-        body=body,
-        status=MessageStatus.PENDING,
-        created_at=now,
-        next_attempt_at=now,
+        episode_id=episode.id,
     )
-    session.add(message)
-    session.flush()
     return IntakeResult(False, call.id, practice.id, episode.id, None, message.id)
 
 

@@ -21,6 +21,7 @@ from recovery.db import utcnow
 from recovery.domain.phones import mask
 from recovery.models import STATUS_RANK, Episode, Message, MessageStatus
 from recovery.services.consent import is_opted_out
+from recovery.services.texts import OPT_OUT_EXEMPT_KINDS
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ def deliver(
         if message is None:
             return DeliveryResult(message_id, "not_claimed")
         # The send chokepoint: whatever queued this text, an opted-out number never gets it.
-        if is_opted_out(session, message.practice_id, message.to_number):
+        if message.kind not in OPT_OUT_EXEMPT_KINDS and is_opted_out(
+            session, message.practice_id, message.to_number
+        ):
             message.status = MessageStatus.SUPPRESSED
             message.error_message = "opted out"
             message.status_updated_at = now

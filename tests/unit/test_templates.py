@@ -54,7 +54,7 @@ def test_first_text_carries_nothing_but_the_practice(templates: SmsTemplates) ->
     context = SmsContext(
         practice_name="Valley Family Clinic",
         practice_phone="(512) 555-0100",
-        booking_link="https://book.example.com/valley-family",
+        link="https://book.example.com/valley-family",
     )
     text = templates.render("first_text", context)
     other = templates.render("first_text", dataclasses.replace(context, practice_name="Eastside"))

@@ -1,0 +1,62 @@
+"""Queueing a text: render a template for a practice and store it as a pending message.
+
+Every outbound text goes through here and then through `outreach.deliver`, the send
+chokepoint where opt-outs are enforced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from recovery.domain.phones import national_format
+from recovery.domain.templates import SmsContext, SmsTemplates
+from recovery.models import Direction, Message, MessageStatus, Practice
+
+# The one text that still goes to a number that has just opted out: the carriers' rules
+# require confirming the opt-out.
+OPT_OUT_EXEMPT_KINDS = frozenset({"stop"})
+
+
+def queue_text(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    *,
+    to: str,
+    kind: str,
+    now: datetime,
+    template: str | None = None,
+    language: str = "en",
+    from_number: str | None = None,
+    episode_id: int | None = None,
+    page_id: int | None = None,
+    link: str = "",
+    callback_time: str = "",
+    reference: str = "",
+) -> Message:
+    line = from_number or practice.main_number
+    context = SmsContext(
+        practice_name=practice.name,
+        practice_phone=national_format(line),
+        link=link,
+        callback_time=callback_time,
+        reference=reference,
+    )
+    message = Message(
+        practice_id=practice.id,
+        episode_id=episode_id,
+        page_id=page_id,
+        direction=Direction.OUTBOUND,
+        kind=kind,
+        from_number=line,
+        to_number=to,
+        body=templates.render(template or kind, context, language),
+        status=MessageStatus.PENDING,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
