@@ -110,9 +110,8 @@ def run(port: int | None) -> None:
 
 
 def migrate(settings: Settings) -> None:
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
     config.attributes["database_url"] = settings.effective_database_url
@@ -181,11 +180,100 @@ def simulate_missed_call(
         show_first_text(settings, "twilio" if via == "twilio" else "generic", call_id, sent_at)
 
 
+@simulate.command("reply")
+@click.option("--from", "sender", default="+15125550199", show_default=True)
+@click.option("--to", "line", default="+15125550100", show_default=True)
+@click.option(
+    "--url", default=None, help="Base URL of the running server (default PUBLIC_BASE_URL)."
+)
+@click.argument("text")
+def simulate_reply(sender: str, line: str, url: str | None, text: str) -> None:
+    """Text TEXT to a practice line as a patient (or an on-call clinician: "ACK 1234"),
+    then show what it became: the texts sent back, a task, a page."""
+    settings = Settings()
+    base = (url or settings.public_base_url).rstrip("/")
+    sid = "SM" + secrets.token_hex(16)
+    form = {
+        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "NumMedia": "0",
+        "From": sender,
+        "To": line,
+        "Body": text,
+    }
+    response = post_signed_form(settings, base, "/webhooks/twilio/sms", form)
+    click.echo(f"POST /webhooks/twilio/sms -> {response.status_code}")
+    if response.status_code >= 300:
+        raise click.ClickException(response.text.strip()[:300])
+    show_reply_outcome(settings, sid)
+
+
+def post_signed_form(
+    settings: Settings, base: str, path: str, form: dict[str, str]
+) -> requests.Response:
+
+    return post_signed_form(settings, base, path, form)
+
+
+def show_reply_outcome(settings: Settings, sid: str) -> None:
+    from sqlalchemy import select
+
+    from recovery.db import make_engine, make_session_factory
+    from recovery.models import Episode, Message, MessageStatus, Page, Task
+
+    sessions = make_session_factory(make_engine(settings.effective_database_url))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            inbound = session.scalar(select(Message).where(Message.provider_sid == sid))
+            if inbound is None or inbound.intent is None:
+                time.sleep(0.1)
+                continue
+            time.sleep(0.5)  # let the worker send what the routing queued
+            session.expire_all()
+            click.echo(f"understood: {inbound.intent} ({inbound.intent_evidence})")
+            answers = session.scalars(
+                select(Message)
+                .where(
+                    Message.created_at >= inbound.created_at,
+                    Message.id > inbound.id,
+                    Message.status != MessageStatus.RECEIVED,
+                )
+                .order_by(Message.id)
+            )
+            for message in answers:
+                click.echo(f"\n[{message.kind}, {message.status.value}] to {message.to_number}:")
+                click.echo(message.body)
+            if inbound.episode_id is not None:
+                episode = session.get(Episode, inbound.episode_id)
+                assert episode is not None
+                for task in session.scalars(select(Task).where(Task.episode_id == episode.id)):
+                    click.echo(
+                        f"\ntask #{task.id}: {task.queue.value} queue, {task.status.value}, "
+                        f"due {task.due_at:%Y-%m-%d %H:%M} UTC"
+                    )
+                for page in session.scalars(select(Page).where(Page.episode_id == episode.id)):
+                    click.echo(
+                        f"\npage {page.code}: {page.status.value}"
+                        + (
+                            f", acknowledged by {page.acknowledged_by}"
+                            if page.acknowledged_by
+                            else ""
+                        )
+                    )
+                outcome = episode.outcome.value if episode.outcome else "open"
+                click.echo(f"\nepisode #{episode.id}: {outcome}")
+            return
+    raise click.ClickException("the reply was not routed within 10 s: is the worker running?")
+
+
 def post_twilio_dial_action(
     settings: Settings, base: str, call_sid: str, caller: str, called: str
 ) -> requests.Response:
-    from twilio.request_validator import RequestValidator
-
     path = "/webhooks/twilio/voice/dial-status"
     form = {
         "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
@@ -200,12 +288,7 @@ def post_twilio_dial_action(
         "To": called,
         "Called": called,
     }
-    signature = RequestValidator(settings.twilio_auth_token).compute_signature(
-        settings.public_base_url + path, form
-    )
-    return requests.post(
-        base + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10
-    )
+    return post_signed_form(settings, base, path, form)
 
 
 def post_generic_missed_call(

@@ -36,12 +36,16 @@ class Settings(BaseSettings):
     practices_file: str = Field(default="", alias="RECOVERY_PRACTICES_FILE")
     secret_key: str = Field(default="", alias="SECRET_KEY")
     webhook_secret: str = Field(default="", alias="WEBHOOK_SECRET")
+    # Encrypts patients' replies at rest; SECRET_KEY when unset.
+    phi_encryption_key: str = Field(default="", alias="PHI_ENCRYPTION_KEY")
     port: int = Field(default=5000, alias="PORT")
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, alias="RECOVERY_VAR_DIR")
 
     # How long a pending text may wait for its queued task before the sweeper sends it anyway.
     sweep_grace_s: float = Field(default=3.0, alias="RECOVERY_SWEEP_GRACE_S")
     sweep_interval_s: float = Field(default=2.0, alias="RECOVERY_SWEEP_INTERVAL_S")
+    # How often episodes past their reply window are closed and follow-up nudges go out.
+    follow_up_interval_s: float = Field(default=60.0, alias="RECOVERY_FOLLOW_UP_INTERVAL_S")
     # A claim older than this belongs to a worker that died mid-send.
     stale_claim_s: float = Field(default=120.0, alias="RECOVERY_STALE_CLAIM_S")
     # Transient provider failures are retried until the text is this old, then recorded failed.
@@ -63,6 +67,10 @@ class Settings(BaseSettings):
                     return "postgresql+psycopg://" + url[len(prefix) :]
             return url
         return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
+
+    @property
+    def phi_key(self) -> str:
+        return self.phi_encryption_key or self.secret_key
 
     @property
     def uses_embedded_broker(self) -> bool:

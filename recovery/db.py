@@ -7,9 +7,11 @@ module without a Flask app in sight.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String, create_engine, event
@@ -26,8 +28,18 @@ NAMING_CONVENTION = {
 }
 
 
+# Tests of the whole stack drive time across processes (a Friday-evening reply, an
+# unacknowledged page five minutes later) through a file holding an offset in seconds,
+# read at every call. Only set where tests run; production never reads it.
+_CLOCK_FILE = os.environ.get("RECOVERY_TEST_CLOCK_FILE")
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    now = datetime.now(UTC)
+    if _CLOCK_FILE:
+        with suppress(FileNotFoundError, ValueError):
+            now += timedelta(seconds=float(Path(_CLOCK_FILE).read_text() or 0))
+    return now
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -25,13 +25,23 @@ def make_celery(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 4,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": True,
+        # A periodic job that waited longer than its interval is superseded by the next.
         "beat_schedule": {
             "sweep-pending-texts": {
                 "task": "recovery.sweep",
                 "schedule": settings.sweep_interval_s,
-                # A sweep that waited longer than one interval is superseded by the next.
                 "options": {"expires": settings.sweep_interval_s},
-            }
+            },
+            "escalate-urgent-pages": {
+                "task": "recovery.escalate_pages",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
+            "follow-up-episodes": {
+                "task": "recovery.follow_up",
+                "schedule": settings.follow_up_interval_s,
+                "options": {"expires": settings.follow_up_interval_s},
+            },
         },
         "beat_schedule_filename": str((settings.var_dir / "celerybeat-schedule").resolve()),
         "timezone": "UTC",

@@ -32,3 +32,6 @@ class CeleryDispatcher:
         # retry=False: a webhook must answer fast. If Redis is down the publish fails now,
         # and the committed pending row waits for the sweeper instead of the request.
         self._celery.send_task("recovery.send_text", args=[message_id], retry=False)
+
+    def handle_reply(self, message_id: int) -> None:
+        self._celery.send_task("recovery.handle_reply", args=[message_id], retry=False)

@@ -10,9 +10,11 @@ from functools import cached_property
 from celery import Task
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.config import Settings
+from recovery.config import TEMPLATES_DIR, Settings
+from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
-from recovery.services import outreach
+from recovery.domain.templates import SmsTemplates
+from recovery.services import outcomes, outreach, paging, replies
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
@@ -26,6 +28,8 @@ class Resources:
     settings: Settings
     sessions: sessionmaker[Session]
     provider: SmsProvider
+    templates: SmsTemplates
+    cipher: PhiCipher
 
     @property
     def status_callback(self) -> str | None:
@@ -44,7 +48,13 @@ class RecoveryTask(Task):
     def resources(self) -> Resources:
         settings: Settings = self.app.conf["recovery_settings"]
         engine = make_engine(settings.effective_database_url)
-        return Resources(settings, make_session_factory(engine), make_provider(settings))
+        return Resources(
+            settings,
+            make_session_factory(engine),
+            make_provider(settings),
+            SmsTemplates(TEMPLATES_DIR / "sms"),
+            PhiCipher(settings.phi_key),
+        )
 
 
 @app.task(name="recovery.send_text", base=RecoveryTask, bind=True)
@@ -73,8 +83,60 @@ def sweep(self: RecoveryTask) -> int:
             grace=timedelta(seconds=settings.sweep_grace_s),
             stale_claim=timedelta(seconds=settings.stale_claim_s),
         )
+        lost_replies = replies.unrouted(
+            session, utcnow(), grace=timedelta(seconds=settings.sweep_grace_s)
+        )
     for message_id in due:
         send_text.delay(message_id)
-    if due:
-        log.info("sweeper re-queued %d text(s)", len(due))
-    return len(due)
+    for message_id in lost_replies:
+        handle_reply.delay(message_id)
+    if due or lost_replies:
+        log.info("sweeper re-queued %d text(s), %d reply(ies)", len(due), len(lost_replies))
+    return len(due) + len(lost_replies)
+
+
+def _dispatch(message_ids: list[int]) -> None:
+    """Queue texts after their transaction committed; a failure leaves them to the sweeper."""
+    for message_id in message_ids:
+        send_text.delay(message_id)
+
+
+@app.task(name="recovery.handle_reply", base=RecoveryTask, bind=True)
+def handle_reply(self: RecoveryTask, message_id: int) -> str:
+    res = self.resources
+    with session_scope(res.sessions) as session:
+        result = replies.handle_reply(
+            session,
+            res.templates,
+            res.cipher,
+            message_id,
+            now=utcnow(),
+            public_base_url=res.settings.public_base_url,
+        )
+    _dispatch(result.message_ids)
+    return result.intent
+
+
+@app.task(name="recovery.escalate_pages", base=RecoveryTask, bind=True)
+def escalate_pages(self: RecoveryTask) -> int:
+    res = self.resources
+    with session_scope(res.sessions) as session:
+        queued = paging.escalate_due(
+            session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
+        )
+    _dispatch(queued)
+    return len(queued)
+
+
+@app.task(name="recovery.follow_up", base=RecoveryTask, bind=True)
+def follow_up(self: RecoveryTask) -> int:
+    """Close episodes whose reply window passed, and send the one allowed nudge."""
+    res = self.resources
+    now = utcnow()
+    with session_scope(res.sessions) as session:
+        closed = outcomes.sweep_unrecovered(session, now)
+        nudges = outcomes.due_nudges(session, res.templates, now)
+    _dispatch(nudges)
+    if closed:
+        log.info("%d episode(s) closed unrecovered", len(closed))
+    return len(closed) + len(nudges)

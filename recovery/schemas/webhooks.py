@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recovery.domain.calls import MISSED_REASONS
+from recovery.domain.phones import to_e164
 
 _twilio = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 _SID = r"^[A-Z]{2}[0-9a-fA-F]{32}$"
@@ -70,6 +71,40 @@ class TwilioMessageStatus(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return value or None
+
+
+class TwilioInboundSms(BaseModel):
+    model_config = _twilio
+
+    message_sid: str = Field(alias="MessageSid", pattern=_SID)
+    from_: str = Field(alias="From", min_length=1)
+    to: str = Field(alias="To", min_length=1)
+    body: str = Field(alias="Body", default="", max_length=1600)
+
+
+class BookingConfirmation(BaseModel):
+    """POST /webhooks/bookings: the booking system says a patient booked.
+
+    Either `ref` (the token our tracked link added to the booking URL), or the practice's
+    slug and the patient's phone when the booking did not come through our link.
+    """
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    ref: str | None = Field(default=None, max_length=64)
+    practice: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=64)
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        return to_e164(value) if value else None
+
+    @model_validator(mode="after")
+    def _identifies_an_episode(self) -> BookingConfirmation:
+        if not self.ref and not (self.practice and self.phone):
+            raise ValueError("give ref, or practice and phone")
+        return self
 
 
 GENERIC_REASONS = MISSED_REASONS | {"answered"}

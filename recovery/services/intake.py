@@ -21,6 +21,7 @@ from recovery.models import (
     CallDisposition,
     CallEvent,
     Episode,
+    Message,
     Practice,
 )
 from recovery.services.consent import is_opted_out
@@ -103,11 +104,13 @@ def record_call(
         )
         return IntakeResult(False, call.id, practice.id, skip_reason=screening.skip_reason)
 
-    episode, joined = _join_or_open_episode(session, practice, caller.e164, now)
+    episode, joined = join_or_open_episode(session, practice, caller.e164, now)
     call.episode_id = episode.id
-    if joined:
+    if joined and _has_first_text(session, episode.id):
         call.skip_reason = "joined_episode"
         return IntakeResult(False, call.id, practice.id, episode.id, "joined_episode")
+    # A new episode, or one whose earlier calls got no text (the caller had opted out and
+    # has opted back in since): this call is the one to answer.
 
     if is_opted_out(session, practice.id, caller.e164):
         call.skip_reason = "opted_out"
@@ -126,9 +129,18 @@ def record_call(
     return IntakeResult(False, call.id, practice.id, episode.id, None, message.id)
 
 
-def _join_or_open_episode(
-    session: Session, practice: Practice, caller: str, now: datetime
+def _has_first_text(session: Session, episode_id: int) -> bool:
+    found = session.scalar(
+        select(Message.id).where(Message.episode_id == episode_id, Message.kind == "first_text")
+    )
+    return found is not None
+
+
+def join_or_open_episode(
+    session: Session, practice: Practice, caller: str, now: datetime, *, is_call: bool = True
 ) -> tuple[Episode, bool]:
+    """The caller's current episode at this practice, or a new one. A call joins an episode
+    opened within the practice's window; a text (is_call=False) joins without counting."""
     window = timedelta(hours=practice.episode_window_h)
     for _ in range(3):
         # FOR UPDATE: two calls from one caller at once queue here instead of both joining
@@ -143,13 +155,21 @@ def _join_or_open_episode(
             .with_for_update()
         ).first()
         if current is not None and current.opened_at > now - window:
-            current.call_count += 1
-            current.last_call_at = now
+            if is_call:
+                current.call_count += 1
+                current.last_call_at = now
             return current, True
         if current is not None:
             current.joinable = False  # its window has passed: this call starts a new one
             session.flush()
-        episode = Episode(practice_id=practice.id, caller=caller, opened_at=now, last_call_at=now)
+        episode = Episode(
+            practice_id=practice.id,
+            caller=caller,
+            opened_at=now,
+            last_call_at=now,
+            call_count=1 if is_call else 0,
+            reply_deadline_at=now + timedelta(hours=practice.reply_window_h),
+        )
         try:
             with session.begin_nested():
                 session.add(episode)

@@ -42,7 +42,18 @@ class StackConfig:
     sweep_interval_s: float = 0.5
     sweep_grace_s: float = 1.0
     beat: bool = True
+    # A file whose content (seconds) shifts every process's clock: tests drive time.
+    clock_file: Path | None = None
+    follow_up_interval_s: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # What to serve and run: the product by default; benchmarks swap in their baselines.
+    web_app: str = "recovery.web:create_app()"
+    web_extra_args: list[str] = field(default_factory=list)
+    celery_app: str = "workers.celery_app"
+    worker_loglevel: str = "INFO"
+    worker_pool: str = "prefork"
+    worker_extra_args: list[str] = field(default_factory=list)
+    health_path: str = "/healthz"
 
 
 class Stack:
@@ -72,6 +83,8 @@ class Stack:
             "RECOVERY_VAR_DIR": str(c.var_dir),
             "RECOVERY_SWEEP_INTERVAL_S": str(c.sweep_interval_s),
             "RECOVERY_SWEEP_GRACE_S": str(c.sweep_grace_s),
+            "RECOVERY_FOLLOW_UP_INTERVAL_S": str(c.follow_up_interval_s),
+            **({"RECOVERY_TEST_CLOCK_FILE": str(c.clock_file)} if c.clock_file else {}),
             "PYTHONUNBUFFERED": "1",
             **c.extra_env,
         }
@@ -105,7 +118,8 @@ class Stack:
                 # Several gunicorns share this machine (tests, benchmarks, `make run`);
                 # each would otherwise claim the same ~/.gunicorn control socket.
                 "--no-control-socket",
-                "recovery.web:create_app()",
+                *c.web_extra_args,
+                c.web_app,
             ],
         )
         self.start_worker()
@@ -115,7 +129,7 @@ class Stack:
                 [
                     str(bin_dir / "celery"),
                     "-A",
-                    "workers.celery_app",
+                    c.celery_app,
                     "beat",
                     "--loglevel",
                     "WARNING",
@@ -128,21 +142,25 @@ class Stack:
 
     def start_worker(self) -> None:
         bin_dir = Path(sys.executable).parent
+        c = self.config
         self._spawn(
             "worker",
             [
                 str(bin_dir / "celery"),
                 "-A",
-                "workers.celery_app",
+                c.celery_app,
                 "worker",
                 "--loglevel",
-                "INFO",
+                c.worker_loglevel,
+                "--pool",
+                c.worker_pool,
                 "--concurrency",
-                str(self.config.worker_concurrency),
+                str(c.worker_concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",
                 f"worker-{self.port}@%h",
+                *c.worker_extra_args,
             ],
         )
 
@@ -164,12 +182,19 @@ class Stack:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited early:\n{self.log(name)}")
             try:
-                if requests.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                url = self.base_url + self.config.health_path
+                if requests.get(url, timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"web did not become healthy:\n{self.log('web')}")
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each running process by name (web is gunicorn's master, worker is
+        Celery's main process); their children (gunicorn workers, pool processes) are
+        found through /proc by whoever needs them."""
+        return {name: p.pid for name, p in self.processes.items() if p.poll() is None}
 
     def log(self, name: str) -> str:
         path = self.config.var_dir / f"{name}.log"

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from recovery.config import TEMPLATES_DIR, Settings
+from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope
 from recovery.domain.templates import SmsTemplates
 from recovery.log import configure_logging
@@ -32,6 +33,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     templates: SmsTemplates
     dispatcher: Dispatcher
+    cipher: PhiCipher
 
 
 def create_app(
@@ -50,7 +52,13 @@ def create_app(
         from workers.dispatch import CeleryDispatcher
 
         dispatcher = CeleryDispatcher.from_settings(settings)
-    runtime = Runtime(settings, sessions, SmsTemplates(TEMPLATES_DIR / "sms"), dispatcher)
+    runtime = Runtime(
+        settings,
+        sessions,
+        SmsTemplates(TEMPLATES_DIR / "sms"),
+        dispatcher,
+        PhiCipher(settings.phi_key),
+    )
     app.extensions["recovery"] = runtime
 
     if settings.practices_file:
@@ -62,11 +70,17 @@ def create_app(
 
 
 def register_blueprints(app: Flask) -> None:
+    from recovery.web.auth import bp as auth_bp
+    from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
+    from recovery.web.staff import bp as staff_bp
     from recovery.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(bookings_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

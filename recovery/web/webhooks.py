@@ -14,20 +14,25 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
+from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.phones import mask
 from recovery.schemas.webhooks import (
+    BookingConfirmation,
     GenericMissedCall,
     TwilioCallStatus,
     TwilioDialAction,
+    TwilioInboundSms,
     TwilioIncomingCall,
     TwilioMessageStatus,
 )
 from recovery.services.intake import IntakeResult, UnknownNumber, find_practice, record_call
+from recovery.services.outcomes import confirm_booking
 from recovery.services.outreach import record_status
+from recovery.services.replies import record_inbound
 from recovery.sms.twilio import TWILIO_STATUSES
 from recovery.web import Runtime, runtime_of
 from recovery.web.security import Forbidden, check_generic_signature, check_twilio_signature
@@ -96,7 +101,7 @@ def _enqueue(runtime: Runtime, result: IntakeResult) -> None:
         log.warning("message %s not queued (%s); the sweeper will send it", result.message_id, exc)
 
 
-def _twiml(response: VoiceResponse) -> Response:
+def _twiml(response: VoiceResponse | MessagingResponse) -> Response:
     return Response(str(response), mimetype="text/xml")
 
 
@@ -216,9 +221,17 @@ def twilio_sms_status() -> Response:
     return Response("", status=204)
 
 
-@bp.post("/calls/missed")
-def generic_missed_call() -> tuple[Response, int]:
-    """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
+class MalformedJson(ValueError):
+    pass
+
+
+@bp.errorhandler(MalformedJson)
+def _not_json(exc: MalformedJson) -> tuple[Response, int]:
+    return jsonify(error="malformed payload", reason=str(exc)), 400
+
+
+def _verified_json() -> dict[str, Any]:
+    """The body of a request signed with WEBHOOK_SECRET, as a JSON object."""
     body = request.get_data(cache=True)
     check_generic_signature(
         _runtime().settings.webhook_secret,
@@ -229,9 +242,62 @@ def generic_missed_call() -> tuple[Response, int]:
     try:
         payload: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return jsonify(error="malformed payload", reason=f"body is not JSON: {exc}"), 400
+        raise MalformedJson(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
-        return jsonify(error="malformed payload", reason="body must be a JSON object"), 400
+        raise MalformedJson("body must be a JSON object")
+    return payload
+
+
+@bp.post("/twilio/sms")
+def twilio_inbound_sms() -> Response:
+    """A text to a practice line: store it (encrypted) and let the worker route it."""
+    params = _verified_twilio_form()
+    sms = TwilioInboundSms.model_validate(params)
+    runtime = _runtime()
+    with session_scope(runtime.sessions) as session:
+        result = record_inbound(
+            session,
+            runtime.cipher,
+            provider_sid=sms.message_sid,
+            from_raw=sms.from_,
+            to_raw=sms.to,
+            body=sms.body,
+            now=utcnow(),
+        )
+    if result.message_id is not None:
+        try:
+            runtime.dispatcher.handle_reply(result.message_id)
+        except Exception as exc:  # noqa: BLE001 - as in _enqueue: the sweeper has it
+            log.warning(
+                "reply %s not queued (%s); the sweeper will route it", result.message_id, exc
+            )
+    # The answer goes out through the worker, so Twilio gets an empty TwiML response.
+    return _twiml(MessagingResponse())
+
+
+@bp.post("/bookings")
+def booking_confirmed() -> tuple[Response, int]:
+    """A booking system confirms a booking; the episode ends booked."""
+    confirmation = BookingConfirmation.model_validate(_verified_json())
+    with session_scope(_runtime().sessions) as session:
+        episode = confirm_booking(
+            session,
+            now=utcnow(),
+            token=confirmation.ref,
+            practice_slug=confirmation.practice,
+            phone=confirmation.phone,
+        )
+        episode_id = episode.id if episode is not None else None
+    if episode_id is None:
+        # 200 all the same: the booking system must not retry a booking we cannot place.
+        return jsonify(status="unmatched"), 200
+    return jsonify(status="booked", episode_id=episode_id), 200
+
+
+@bp.post("/calls/missed")
+def generic_missed_call() -> tuple[Response, int]:
+    """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
+    payload = _verified_json()
     call = GenericMissedCall.model_validate(payload)
     result = _intake(
         CallReport(

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -32,7 +33,7 @@ DATABASE_URL = os.environ.get(
     "RECOVERY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("RECOVERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TABLES = "call_events, messages, episodes, opt_outs"
+TABLES = "call_events, messages, tasks, pages, episodes, opt_outs"
 
 
 def unavailable(reason: str) -> None:
@@ -98,7 +99,32 @@ def stack_config(
         twilio_account_sid=ACCOUNT_SID,
         twilio_auth_token=AUTH_TOKEN,
         webhook_secret=WEBHOOK_SECRET,
+        clock_file=var_dir / "clock",
+        follow_up_interval_s=1.0,
     )
+
+
+class Clock:
+    """Every process of a stack reads its time through this file (see recovery.db.utcnow),
+    so a test can make it Friday evening, or five minutes later, without sleeping."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def offset(self) -> float:
+        return float(self.path.read_text() or 0) if self.path.exists() else 0.0
+
+    def set(self, when: datetime) -> None:
+        self.path.write_text(str((when - datetime.now(UTC)).total_seconds()))
+
+    def advance(self, seconds: float) -> None:
+        self.path.write_text(str(self.offset() + seconds))
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset())
+
+    def reset(self) -> None:
+        self.path.write_text("0")
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +137,12 @@ def stack(
     config = stack_config(database_url, redis_url, twilio, tmp_path_factory.mktemp("stack"))
     with Stack(config) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def clock(stack: Stack) -> Clock:
+    assert stack.config.clock_file is not None
+    return Clock(stack.config.clock_file)
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +161,7 @@ def clean_state(
         return
     sessions: sessionmaker[Session] = request.getfixturevalue("sessions")
     twilio: TwilioDouble = request.getfixturevalue("twilio")
+    request.getfixturevalue("clock").reset()
     with sessions.begin() as session:
         session.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
     twilio.reset()

@@ -8,7 +8,7 @@ import requests
 
 from recovery.testing.stack import Stack
 from recovery.testing.twilio_double import TwilioDouble
-from tests.conftest import generic_request, load_form, twilio_signature
+from tests.conftest import generic_request, load_form, twilio_signature, unique_sid
 
 
 def post_twilio(
@@ -41,3 +41,35 @@ def settle(twilio: TwilioDouble, expected: int, quiet_s: float = 2.0) -> None:
     time.sleep(quiet_s)
     got = twilio.accepted_messages()
     assert len(got) == expected, [m.form for m in got]
+
+
+def post_sms(
+    stack: Stack,
+    body: str,
+    sender: str = "+15125550199",
+    line: str = "+15125550100",
+    sid_seed: str | None = None,
+) -> requests.Response:
+    """A patient's (or a clinician's) text to a practice line, as Twilio posts it."""
+    form = load_form("twilio/sms-inbound.form")
+    sid = unique_sid("SM", sid_seed or f"{sender}:{body}:{time.monotonic_ns()}")
+    form.update(Body=body, From=sender, To=line, MessageSid=sid, SmsMessageSid=sid, SmsSid=sid)
+    return post_twilio(stack, "/webhooks/twilio/sms", form)
+
+
+def texts_to(twilio: TwilioDouble, number: str) -> list[str]:
+    return [m.form["Body"] for m in twilio.accepted_messages() if m.form["To"] == number]
+
+
+def wait_for_text_to(
+    twilio: TwilioDouble, number: str, containing: str, timeout: float = 15.0
+) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for body in texts_to(twilio, number):
+            if containing in body:
+                return body
+        time.sleep(0.05)
+    raise AssertionError(
+        f"no text to {number} containing {containing!r}: {texts_to(twilio, number)}"
+    )

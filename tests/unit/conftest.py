@@ -24,12 +24,18 @@ PUBLIC_BASE_URL = "https://recovery.example.com"
 class RecordingDispatcher:
     def __init__(self) -> None:
         self.sent: list[int] = []
+        self.replies: list[int] = []
         self.fail_with: Exception | None = None
 
     def send_text(self, message_id: int) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.sent.append(message_id)
+
+    def handle_reply(self, message_id: int) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.replies.append(message_id)
 
 
 @pytest.fixture
@@ -40,6 +46,7 @@ def settings(tmp_path: Path) -> Settings:
         TWILIO_ACCOUNT_SID=ACCOUNT_SID,
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         WEBHOOK_SECRET=WEBHOOK_SECRET,
+        SECRET_KEY="unit-test-secret-key",
         PUBLIC_BASE_URL=PUBLIC_BASE_URL,
         RECOVERY_VAR_DIR=tmp_path / "var",
     )

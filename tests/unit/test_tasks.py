@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from recovery.config import Settings
+from recovery.config import TEMPLATES_DIR, Settings
+from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
@@ -64,14 +65,24 @@ def test_with_redis_url_the_app_uses_redis_and_makes_no_broker_folder(
 
 
 @pytest.mark.parametrize("interval", [2.0, 0.5])
-def test_beat_runs_the_sweep_every_sweep_interval(settings: Settings, interval: float) -> None:
+def test_beat_runs_the_sweep_and_the_escalations_every_sweep_interval(
+    settings: Settings, interval: float
+) -> None:
     celery = make_celery(settings.model_copy(update={"sweep_interval_s": interval}))
 
-    [entry] = celery.conf.beat_schedule.values()
-    assert entry["task"] == "recovery.sweep"
-    assert entry["schedule"] == interval
-    assert entry["options"]["expires"] == interval
-    assert "recovery.sweep" in tasks.app.tasks
+    by_task = {entry["task"]: entry for entry in celery.conf.beat_schedule.values()}
+    for name in ("recovery.sweep", "recovery.escalate_pages"):
+        assert by_task[name]["schedule"] == interval
+        assert by_task[name]["options"]["expires"] == interval
+        assert name in tasks.app.tasks
+
+
+def test_beat_follows_up_episodes_every_follow_up_interval(settings: Settings) -> None:
+    celery = make_celery(settings.model_copy(update={"follow_up_interval_s": 30.0}))
+
+    by_task = {entry["task"]: entry for entry in celery.conf.beat_schedule.values()}
+    assert by_task["recovery.follow_up"]["schedule"] == 30.0
+    assert "recovery.follow_up" in tasks.app.tasks
 
 
 def test_tasks_are_acknowledged_late_and_the_settings_travel_with_the_app(
@@ -108,10 +119,20 @@ def resources(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tasks.Resources]:
     res = tasks.Resources(
-        settings, sessions, ConsoleProvider(outbox_of(settings), stream=io.StringIO())
+        settings,
+        sessions,
+        ConsoleProvider(outbox_of(settings), stream=io.StringIO()),
+        SmsTemplates(TEMPLATES_DIR / "sms"),
+        PhiCipher("unit-test-secret-key"),
     )
     # The real task objects, with hand-built resources instead of the lazily built ones.
-    for name in ("recovery.send_text", "recovery.sweep"):
+    for name in (
+        "recovery.send_text",
+        "recovery.sweep",
+        "recovery.handle_reply",
+        "recovery.escalate_pages",
+        "recovery.follow_up",
+    ):
         monkeypatch.setitem(tasks.app.tasks[name].__dict__, "resources", res)
     yield res
 
@@ -169,10 +190,8 @@ def test_send_text_task_runs_eagerly_through_celery(
 def test_status_callback_is_sent_only_to_twilio(resources: tasks.Resources) -> None:
     assert resources.status_callback is None
 
-    twilio = tasks.Resources(
-        resources.settings.model_copy(update={"sms_provider": "twilio"}),
-        resources.sessions,
-        resources.provider,
+    twilio = replace(
+        resources, settings=resources.settings.model_copy(update={"sms_provider": "twilio"})
     )
     assert twilio.status_callback == "https://recovery.example.com" + STATUS_CALLBACK_PATH
 

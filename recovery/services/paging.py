@@ -1,0 +1,435 @@
+"""Paging: an urgent reply texts on-call clinical staff until one of them acknowledges.
+
+A missed urgent page is the worst failure this product can have, so the chain never ends
+on its own: only an acknowledgement stops it.
+
+The escalation rule, per page (all state on the `pages` row, so a worker restart loses no
+timer; the beat job calls `escalate_due`):
+
+* Round 0 walks the roster snapshot one person at a time: the first person is paged when
+  the page starts, and each time `ack_timeout_s` passes without an ACK the next one is.
+* When round 0 has paged everyone, the next escalation is round 1: the whole roster and
+  the practice's manager, all at once. Every further `ack_timeout_s` repeats that as
+  round 2, 3, ... until someone acknowledges.
+* An empty roster skips straight to round 1 (the manager alone). With nobody at all to
+  page the page still exists, stays ACTIVE, and every escalation logs an ERROR: a roster
+  or manager added to the practice later is picked up by the next sweep.
+
+Texts go out from the practice's main number and carry only the practice's name, the
+page's short code and a link behind the staff login: the patient's number and words never
+leave the database.
+
+When one person acknowledges, the others who were paged get no "stand down" text: a
+further ACK from them gets `already_acknowledged` (and the caller can tell them who has
+it), the link shows the page as taken, and every extra text is one more message a busy
+clinician must read and one more that can arrive out of order (a stand-down delivered
+before the page it cancels).
+
+Everything runs in the caller's transaction; the returned message ids are dispatched by
+the caller after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.domain.phones import mask, parse_number
+from recovery.domain.templates import SmsTemplates
+from recovery.models import (
+    Episode,
+    EpisodeOutcome,
+    Message,
+    Page,
+    PageStatus,
+    Practice,
+)
+from recovery.services.outcomes import close_episode
+from recovery.services.texts import queue_text
+
+log = logging.getLogger(__name__)
+
+PAGE_LINK_PATH = "/p/{code}"  # the staff link in a page text: public_base_url + "/p/<code>"
+
+# Short enough to type on a phone in a hurry. The code is unique among all pages ever
+# (a unique column), so the four-digit space fills up over time: when random four-digit
+# codes keep colliding we fall back to longer codes (the column holds 8) rather than fail
+# to page. Staff quote whatever the text says, so a longer code needs no other change.
+CODE_LENGTHS = (4, 6, 8)
+CODE_TRIES_PER_LENGTH = 25
+# A race between two transactions that both found the same code free; the unique
+# constraint catches it and we draw again.
+MAX_INSERT_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class PageResult:
+    page: Page
+    message_ids: list[int]  # texts queued (pending) that the caller dispatches after commit
+
+
+@dataclass(frozen=True)
+class AckResult:
+    page: Page | None
+    # None on success; else not_on_call, no_open_page, ambiguous or already_acknowledged.
+    problem: str | None
+    message_ids: list[int]
+
+
+def on_call_numbers(practice: Practice) -> set[str]:
+    """Who may acknowledge a page of this practice: its roster phones and its manager."""
+    numbers = {entry["phone"] for entry in practice.on_call if entry.get("phone")}
+    if practice.manager and practice.manager.get("phone"):
+        numbers.add(practice.manager["phone"])
+    return numbers
+
+
+def page_link(public_base_url: str, code: str) -> str:
+    return public_base_url.rstrip("/") + PAGE_LINK_PATH.format(code=code)
+
+
+def latency(page: Page) -> tuple[timedelta | None, timedelta | None]:
+    """Urgent-escalation latency: reply -> first page queued, and reply -> acknowledged."""
+    to_first_page = (
+        page.first_page_at - page.reply_received_at if page.first_page_at is not None else None
+    )
+    to_ack = (
+        page.acknowledged_at - page.reply_received_at if page.acknowledged_at is not None else None
+    )
+    return to_first_page, to_ack
+
+
+# --- starting and escalating -----------------------------------------------------------
+
+
+def start_page(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    episode: Episode,
+    *,
+    reply_received_at: datetime,
+    now: datetime,
+    public_base_url: str,
+) -> PageResult:
+    """Open a page for an urgent episode and text the first person on call.
+
+    An episode that already has an ACTIVE page keeps it: a patient who writes "URGENT"
+    and then "please hurry" must not start a second chain paging the same people twice.
+    """
+    existing = session.scalars(
+        select(Page)
+        .where(Page.episode_id == episode.id, Page.status == PageStatus.ACTIVE)
+        .order_by(Page.id)
+    ).first()
+    if existing is not None:
+        log.info("episode %s already has active page %s: not paging again", episode.id, existing.id)
+        return PageResult(existing, [])
+
+    roster = [{"name": str(e["name"]), "phone": str(e["phone"])} for e in practice.on_call]
+    page = _insert_page(
+        session,
+        practice_id=practice.id,
+        episode_id=episode.id,
+        status=PageStatus.ACTIVE,
+        roster=roster,
+        next_index=0,
+        round=0,
+        reply_received_at=reply_received_at,
+        created_at=now,
+    )
+    message_ids = _page_next(session, templates, practice, page, now, public_base_url)
+    return PageResult(page, message_ids)
+
+
+def escalate_due(
+    session: Session,
+    templates: SmsTemplates,
+    *,
+    now: datetime,
+    public_base_url: str,
+    limit: int = 100,
+) -> list[int]:
+    """The beat job's sweep: page the next people on every page whose ACK is overdue.
+
+    SKIP LOCKED: two overlapping sweeps each take different pages, never the same one
+    twice, and a page being acknowledged right now is left to the acknowledgement.
+    """
+    pages = session.scalars(
+        select(Page)
+        .where(Page.status == PageStatus.ACTIVE, Page.next_escalation_at <= now)
+        .order_by(Page.next_escalation_at, Page.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    message_ids: list[int] = []
+    for page in pages:
+        practice = session.get(Practice, page.practice_id)
+        assert practice is not None  # a foreign key
+        try:
+            # One page that cannot be escalated (a broken template, a bad number) must not
+            # hold up every other page in the sweep; it stays due and is tried again.
+            with session.begin_nested():
+                message_ids += _page_next(session, templates, practice, page, now, public_base_url)
+        except Exception:
+            log.exception("page %s: escalation failed; it stays due for the next sweep", page.id)
+    return message_ids
+
+
+def _page_next(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    page: Page,
+    now: datetime,
+    public_base_url: str,
+) -> list[int]:
+    """One step of the chain: choose who to page now, text them, set the next deadline."""
+    if page.round == 0 and page.next_index < len(page.roster):
+        targets = [page.roster[page.next_index]]
+        page.next_index += 1
+    else:
+        page.round += 1
+        page.next_index = len(page.roster)
+        targets = _everyone(page.roster, practice.manager)
+    page.next_escalation_at = now + timedelta(seconds=practice.ack_timeout_s)
+
+    if not targets:
+        log.error(
+            "page %s (practice %s, episode %s): nobody to page, no on-call roster and no "
+            "manager; retrying in %ss",
+            page.id,
+            practice.slug,
+            page.episode_id,
+            practice.ack_timeout_s,
+        )
+        return []
+
+    link = page_link(public_base_url, page.code)
+    message_ids = []
+    for person in targets:
+        message = queue_text(
+            session,
+            templates,
+            practice,
+            to=person["phone"],
+            kind="page",
+            template="page",
+            now=now,
+            episode_id=page.episode_id,
+            page_id=page.id,
+            link=link,
+            reference=page.code,
+        )
+        message_ids.append(message.id)
+    first = page.first_page_at is None
+    if first:
+        page.first_page_at = now
+    # Every page after the first means nobody acknowledged in time: worth a warning.
+    log.log(
+        logging.INFO if first else logging.WARNING,
+        "page %s (%s) round %s: paging %s",
+        page.id,
+        page.code,
+        page.round,
+        ", ".join(mask(person["phone"]) for person in targets),
+    )
+    return message_ids
+
+
+def _everyone(roster: list[dict[str, Any]], manager: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The whole roster and the manager, each number once."""
+    people = [*roster, manager] if manager and manager.get("phone") else list(roster)
+    seen: set[str] = set()
+    unique = []
+    for person in people:
+        if person["phone"] not in seen:
+            seen.add(person["phone"])
+            unique.append(person)
+    return unique
+
+
+def _insert_page(session: Session, **fields: Any) -> Page:
+    """Insert a page with a fresh code: a query finds a free one, the unique constraint
+    settles a race with another transaction that picked the same code at the same time."""
+    for attempt in range(MAX_INSERT_ATTEMPTS):
+        page = Page(code=_free_code(session), **fields)
+        try:
+            with session.begin_nested():
+                session.add(page)
+        except IntegrityError:
+            if attempt == MAX_INSERT_ATTEMPTS - 1:
+                raise
+            log.warning("page code %s was taken concurrently; drawing another", page.code)
+            continue
+        return page
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _free_code(session: Session) -> str:
+    for code in _candidate_codes():
+        if _code_is_free(session, code):
+            return code
+    raise RuntimeError("no free page code")  # pragma: no cover: 10**8 codes
+
+
+def _candidate_codes() -> Iterator[str]:
+    for length in CODE_LENGTHS:
+        if length != CODE_LENGTHS[0]:
+            log.warning("four-digit page codes are running out; using %s digits", length)
+        for _ in range(CODE_TRIES_PER_LENGTH):
+            yield f"{secrets.randbelow(10**length):0{length}d}"
+
+
+def _code_is_free(session: Session, code: str) -> bool:
+    return session.scalar(select(Page.id).where(Page.code == code)) is None
+
+
+# --- acknowledging ---------------------------------------------------------------------
+
+
+def acknowledge(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    *,
+    from_number: str,
+    code: str | None,
+    now: datetime,
+    public_base_url: str,
+) -> AckResult:
+    """An on-call clinician texted "ACK" or "ACK <code>" to the practice.
+
+    Anyone on the practice's roster or its manager may take any page of the practice by
+    its code (a colleague who saw the page takes it before it reaches them); so may anyone
+    on the page's own roster snapshot or anyone the page was texted to, even if the roster
+    changed since. Without a code, the sender's only open page is meant.
+    """
+    sender = parse_number(from_number).e164 or from_number
+    allowed = on_call_numbers(practice)
+
+    if code:
+        page = session.scalars(
+            select(Page)
+            .where(Page.practice_id == practice.id, Page.code == code.strip().upper())
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+        if sender not in allowed and (page is None or not _was_paged(session, page, sender)):
+            # A stranger learns nothing about which codes exist.
+            return AckResult(None, "not_on_call", [])
+        if page is None:
+            return AckResult(None, "no_open_page", [])
+        if page.status is PageStatus.ACKNOWLEDGED:
+            return AckResult(page, "already_acknowledged", [])
+    else:
+        pages = session.scalars(
+            select(Page)
+            .where(
+                Page.practice_id == practice.id,
+                Page.status == PageStatus.ACTIVE,
+                Page.id.in_(
+                    select(Message.page_id).where(
+                        Message.kind == "page", Message.to_number == sender
+                    )
+                ),
+            )
+            .order_by(Page.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        if not pages:
+            return AckResult(None, "no_open_page" if sender in allowed else "not_on_call", [])
+        if len(pages) > 1:
+            return AckResult(None, "ambiguous", [])
+        page = pages[0]
+
+    _close(session, page, _name_for(page, practice, sender), now)
+    confirmation = queue_text(
+        session,
+        templates,
+        practice,
+        to=sender,
+        kind="page_ack",
+        template="page_ack",
+        now=now,
+        episode_id=page.episode_id,
+        page_id=page.id,
+        link=page_link(public_base_url, page.code),
+        reference=page.code,
+    )
+    log.info(
+        "page %s (%s) acknowledged by %s after %s",
+        page.id,
+        page.code,
+        mask(sender),
+        now - page.reply_received_at,
+    )
+    return AckResult(page, None, [confirmation.id])
+
+
+def acknowledge_by_link(
+    session: Session,
+    templates: SmsTemplates,
+    *,
+    code: str,
+    staff_name: str,
+    now: datetime,
+) -> Page | None:
+    """A logged-in staff member opened the page's link and took it. No confirmation text:
+    they are looking at the page. Taking a page that is already taken changes nothing."""
+    page = session.scalars(
+        select(Page)
+        .where(Page.code == code.strip().upper())
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if page is None:
+        return None
+    if page.status is PageStatus.ACTIVE:
+        _close(session, page, staff_name, now)
+        log.info("page %s (%s) acknowledged through its link", page.id, page.code)
+    return page
+
+
+def _was_paged(session: Session, page: Page, sender: str) -> bool:
+    if any(person["phone"] == sender for person in page.roster):
+        return True
+    return (
+        session.scalar(
+            select(Message.id)
+            .where(Message.page_id == page.id, Message.kind == "page", Message.to_number == sender)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _name_for(page: Page, practice: Practice, sender: str) -> str:
+    people = [*page.roster, *practice.on_call]
+    if practice.manager:
+        people.append(practice.manager)
+    for person in people:
+        if person.get("phone") == sender and person.get("name"):
+            return str(person["name"])
+    return mask(sender)  # paged as a manager who has since been replaced
+
+
+def _close(session: Session, page: Page, acknowledged_by: str, now: datetime) -> None:
+    page.status = PageStatus.ACKNOWLEDGED
+    page.acknowledged_at = now
+    page.acknowledged_by = acknowledged_by[:100]
+    page.next_escalation_at = None  # the chain stops here
+    episode = session.get(Episode, page.episode_id)
+    if episode is not None:
+        # An episode that already ended (the patient said STOP) keeps its one outcome.
+        close_episode(episode, EpisodeOutcome.ESCALATED, now)

@@ -1,0 +1,390 @@
+"""Replies: a patient (or an on-call clinician) texts the practice line; understand, route.
+
+The webhook only stores the text (encrypted) and queues `handle_reply`; everything here
+runs in the worker, in one transaction, and returns the texts to dispatch after commit.
+Routing follows the product's table: BOOK gets a tracked link, BILLING and REFILL become
+staff tasks with SLA due times, URGENT gets the 911 guidance first and then a live page,
+STOP/START/HELP are honoured at once, and a reply we do not understand gets one
+re-prompt before it becomes a front-desk task.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from recovery.crypto import PhiCipher
+from recovery.domain.intents import Classification, Intent, classify
+from recovery.domain.phones import mask, parse_number
+from recovery.domain.templates import SmsTemplates, callback_phrase
+from recovery.models import (
+    Direction,
+    Episode,
+    EpisodeOutcome,
+    EpisodeStatus,
+    Message,
+    MessageStatus,
+    OptOut,
+    Practice,
+    Task,
+    TaskQueue,
+    TaskStatus,
+)
+from recovery.services import outcomes, paging
+from recovery.services.intake import UnknownNumber, join_or_open_episode
+from recovery.services.practices import find_practice_by_number
+from recovery.services.texts import queue_text
+
+log = logging.getLogger(__name__)
+
+BOOKING_PATH = "/b/"
+FRONT_DESK_SLA = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    duplicate: bool
+    message_id: int | None = None
+
+
+@dataclass
+class RouteResult:
+    intent: str
+    message_ids: list[int] = field(default_factory=list)
+
+
+def record_inbound(
+    session: Session,
+    cipher: PhiCipher,
+    *,
+    provider_sid: str,
+    from_raw: str,
+    to_raw: str,
+    body: str,
+    now: datetime,
+) -> InboundResult:
+    """Store an inbound text once (unique on the provider's id), its words encrypted."""
+    to = parse_number(to_raw).e164
+    practice = find_practice_by_number(session, to) if to else None
+    if practice is None or to is None:
+        raise UnknownNumber(f"no practice owns {mask(to or to_raw)}")
+    sender = parse_number(from_raw).e164
+    if sender is None:
+        raise ValueError("the sender's number is not a valid phone number")
+    message = Message(
+        practice_id=practice.id,
+        direction=Direction.INBOUND,
+        kind="reply",
+        from_number=sender,
+        to_number=to,
+        body="",
+        body_ciphertext=cipher.encrypt(body),
+        status=MessageStatus.RECEIVED,
+        provider_sid=provider_sid,
+        created_at=now,
+        status_updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return InboundResult(duplicate=True)
+    return InboundResult(duplicate=False, message_id=message.id)
+
+
+def handle_reply(
+    session: Session,
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+    message_id: int,
+    *,
+    now: datetime,
+    public_base_url: str,
+) -> RouteResult:
+    inbound = session.get(Message, message_id, with_for_update=True)
+    if inbound is None or inbound.direction is not Direction.INBOUND:
+        return RouteResult("missing")
+    if inbound.intent is not None:
+        return RouteResult(inbound.intent)  # a redelivered task: already routed
+    practice = session.get(Practice, inbound.practice_id)
+    assert practice is not None
+    text = cipher.decrypt(inbound.body_ciphertext or "")
+    understood = classify(text)
+    inbound.intent = understood.intent.value
+    inbound.intent_evidence = understood.evidence[:100]
+
+    if understood.intent is Intent.ACK and inbound.from_number in paging.on_call_numbers(practice):
+        return _acknowledge(session, templates, practice, inbound, understood, now, public_base_url)
+
+    episode = _conversation(session, practice, inbound.from_number, now)
+    inbound.episode_id = episode.id
+    episode.last_reply_at = now
+    episode.language = understood.language
+    router = Router(session, templates, practice, episode, inbound, now, public_base_url)
+    result = router.route(understood)
+    log.info(
+        "reply %s from %s: %s (%s)",
+        message_id,
+        mask(inbound.from_number),
+        result.intent,
+        understood.evidence,
+    )
+    return result
+
+
+def _conversation(session: Session, practice: Practice, caller: str, now: datetime) -> Episode:
+    """The episode a reply belongs to: the caller's latest open one at this practice; a
+    patient who texts out of the blue is a patient too, and gets one of their own."""
+    episode = session.scalars(
+        select(Episode)
+        .where(
+            Episode.practice_id == practice.id,
+            Episode.caller == caller,
+            Episode.status == EpisodeStatus.OPEN,
+        )
+        .order_by(Episode.opened_at.desc())
+        .limit(1)
+        # Locked, so the unrecovered sweep cannot close it while this reply adds work.
+        .with_for_update()
+    ).first()
+    if episode is not None:
+        return episode
+    episode, _ = join_or_open_episode(session, practice, caller, now, is_call=False)
+    return episode
+
+
+def _acknowledge(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    inbound: Message,
+    understood: Classification,
+    now: datetime,
+    public_base_url: str,
+) -> RouteResult:
+    result = paging.acknowledge(
+        session,
+        templates,
+        practice,
+        from_number=inbound.from_number,
+        code=understood.ack_code,
+        now=now,
+        public_base_url=public_base_url,
+    )
+    if result.page is not None:
+        inbound.episode_id = result.page.episode_id
+    ids = list(result.message_ids)
+    if result.problem is not None and result.problem != "already_acknowledged":
+        # A clinician must never think they took a page they did not.
+        ids.append(
+            queue_text(
+                session,
+                templates,
+                practice,
+                to=inbound.from_number,
+                kind="ack_problem",
+                now=now,
+            ).id
+        )
+        log.warning("ACK from %s not applied: %s", mask(inbound.from_number), result.problem)
+    return RouteResult("ack", ids)
+
+
+class Router:
+    """One reply's routing: each intent is a method that queues texts and records work."""
+
+    def __init__(
+        self,
+        session: Session,
+        templates: SmsTemplates,
+        practice: Practice,
+        episode: Episode,
+        inbound: Message,
+        now: datetime,
+        public_base_url: str,
+    ) -> None:
+        self.session = session
+        self.templates = templates
+        self.practice = practice
+        self.episode = episode
+        self.inbound = inbound
+        self.now = now
+        self.public_base_url = public_base_url
+        self.result = RouteResult("unknown")
+
+    def route(self, understood: Classification) -> RouteResult:
+        intent = understood.intent
+        self.result.intent = intent.value
+        handler = {
+            Intent.STOP: self.stop,
+            Intent.START: self.start,
+            Intent.HELP: self.help,
+            Intent.URGENT: self.urgent,
+            Intent.BOOK: self.book,
+            Intent.BILLING: self.billing,
+            Intent.REFILL: self.refill,
+        }.get(intent, self.unclear)
+        if intent not in (Intent.STOP, Intent.START, Intent.HELP, Intent.UNKNOWN, Intent.ACK):
+            self.episode.intent = intent.value
+        handler()
+        return self.result
+
+    # --- texts -----------------------------------------------------------------------
+
+    def reply(self, kind: str, *, link: str = "", callback_time: str = "") -> None:
+        message = queue_text(
+            self.session,
+            self.templates,
+            self.practice,
+            to=self.inbound.from_number,
+            kind=kind,
+            now=self.now,
+            language=self.episode.language,
+            from_number=self.inbound.to_number,  # answer from the line they wrote to
+            episode_id=self.episode.id,
+            link=link,
+            callback_time=callback_time,
+        )
+        self.result.message_ids.append(message.id)
+
+    def local(self, at: datetime) -> datetime:
+        return at.astimezone(ZoneInfo(self.practice.timezone))
+
+    def callback_time(self, due: datetime) -> str:
+        return callback_phrase(self.local(due), self.local(self.now), self.episode.language)
+
+    # --- intents ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        opt_out = self.session.scalars(
+            select(OptOut).where(
+                OptOut.practice_id == self.practice.id, OptOut.phone == self.inbound.from_number
+            )
+        ).first()
+        if opt_out is None:
+            self.session.add(
+                OptOut(
+                    practice_id=self.practice.id,
+                    phone=self.inbound.from_number,
+                    opted_out_at=self.now,
+                )
+            )
+        else:
+            opt_out.opted_out_at, opt_out.opted_in_at = self.now, None
+        outcomes.close_episode(self.episode, EpisodeOutcome.OPTED_OUT, self.now)
+        self.reply("stop")
+
+    def start(self) -> None:
+        opt_out = self.session.scalars(
+            select(OptOut).where(
+                OptOut.practice_id == self.practice.id,
+                OptOut.phone == self.inbound.from_number,
+                OptOut.opted_in_at.is_(None),
+            )
+        ).first()
+        if opt_out is not None:
+            opt_out.opted_in_at = self.now
+        self.session.flush()
+        self.reply("start")
+
+    def help(self) -> None:
+        self.reply("help")
+
+    def urgent(self) -> None:
+        # The patient's 911 guidance is queued (and so dispatched) before the page.
+        self.reply("urgent")
+        page = paging.start_page(
+            self.session,
+            self.templates,
+            self.practice,
+            self.episode,
+            reply_received_at=self.inbound.created_at,
+            now=self.now,
+            public_base_url=self.public_base_url,
+        )
+        self.result.message_ids.extend(page.message_ids)
+
+    def book(self) -> None:
+        if not self.practice.booking_url:
+            self.front_desk_task("book")
+            return
+        if self.episode.booking_token is None:
+            self.episode.booking_token = secrets.token_urlsafe(12)
+        self.reply("book", link=self.public_base_url + BOOKING_PATH + self.episode.booking_token)
+
+    def billing(self) -> None:
+        hours = self.practice.business_hours()
+        due = hours.next_business_day_due(self.now, timedelta(hours=self.practice.billing_sla_h))
+        task = self.task(TaskQueue.BILLING, "billing", due)
+        self.reply("billing", callback_time=self.callback_time(task.due_at))
+
+    def refill(self) -> None:
+        hours = self.practice.business_hours()
+        cutoff = time.fromisoformat(self.practice.refill_cutoff)
+        due = hours.same_business_day_due(
+            self.now, cutoff, timedelta(hours=self.practice.refill_sla_h)
+        )
+        task = self.task(TaskQueue.CARE_TEAM, "refill", due)
+        self.reply("refill", callback_time=self.callback_time(task.due_at))
+
+    def unclear(self) -> None:
+        self.result.intent = "unknown"
+        self.episode.unclear_replies += 1
+        if self.episode.unclear_replies == 1:
+            self.reply("reprompt")
+        elif self.episode.unclear_replies == 2:
+            self.front_desk_task("unclear")
+        # A third unclear reply already has a person assigned: no more automated texts.
+
+    def front_desk_task(self, reason: str) -> None:
+        hours = self.practice.business_hours()
+        due = hours.add_business_time(hours.next_opening(self.now), FRONT_DESK_SLA)
+        task = self.task(TaskQueue.FRONT_DESK, reason, due)
+        self.reply("handoff", callback_time=self.callback_time(task.due_at))
+
+    def task(self, queue: TaskQueue, reason: str, due: datetime) -> Task:
+        """One open task per queue per episode: asking twice does not double the work."""
+        existing = self.session.scalars(
+            select(Task).where(
+                Task.episode_id == self.episode.id,
+                Task.queue == queue,
+                Task.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED]),
+            )
+        ).first()
+        if existing is not None:
+            return existing
+        task = Task(
+            practice_id=self.practice.id,
+            episode_id=self.episode.id,
+            queue=queue,
+            reason=reason,
+            due_at=due,
+            created_at=self.now,
+        )
+        self.session.add(task)
+        self.session.flush()
+        return task
+
+
+def unrouted(session: Session, now: datetime, grace: timedelta, limit: int = 500) -> list[int]:
+    """Replies stored but never routed (their task was lost with Redis or a worker): the
+    sweeper queues them again. handle_reply is idempotent, so a late original is harmless."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.direction == Direction.INBOUND,
+                Message.intent.is_(None),
+                Message.created_at <= now - grace,
+            )
+            .order_by(Message.created_at)
+            .limit(limit)
+        )
+    )

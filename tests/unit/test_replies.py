@@ -1,0 +1,279 @@
+"""Replies routed through the service, on SQLite, with time set by the test."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.crypto import PhiCipher
+from recovery.domain.calls import CallReport
+from recovery.domain.templates import SmsTemplates
+from recovery.models import (
+    EpisodeOutcome,
+    Message,
+    OptOut,
+    Page,
+    Task,
+    TaskQueue,
+)
+from recovery.services.intake import UnknownNumber, record_call
+from recovery.services.replies import handle_reply, record_inbound, unrouted
+
+PATIENT = "+15125550199"
+LINE = "+15125550100"
+BASE = "https://recovery.example.com"
+# Friday 27 November 2026, 18:30 in Chicago.
+FRIDAY_EVENING = datetime(2026, 11, 28, 0, 30, tzinfo=UTC)
+CIPHER = PhiCipher("unit-test-secret-key")
+
+
+def call(
+    session: Session, templates: SmsTemplates, now: datetime, sid: str = "CA" + "1" * 32
+) -> None:
+    report = CallReport(
+        provider="twilio",
+        provider_call_id=sid,
+        caller_raw=PATIENT,
+        called_raw=LINE,
+        answered=False,
+        reason="no-answer",
+        occurred_at=now,
+    )
+    record_call(session, report, templates, now)
+
+
+def reply(
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    text: str,
+    now: datetime,
+    sender: str = PATIENT,
+    sid: str | None = None,
+) -> list[Message]:
+    """Store and route one text; return the texts it queued."""
+    with sessions.begin() as session:
+        stored = record_inbound(
+            session,
+            CIPHER,
+            provider_sid=sid or f"SM{abs(hash((text, sender, now))):032x}"[:34],
+            from_raw=sender,
+            to_raw=LINE,
+            body=text,
+            now=now,
+        )
+        assert stored.message_id is not None
+        result = handle_reply(
+            session, templates, CIPHER, stored.message_id, now=now, public_base_url=BASE
+        )
+        queued = [session.get(Message, i) for i in result.message_ids]
+        return [m for m in queued if m is not None]
+
+
+@pytest.fixture
+def after_missed_call(sessions: sessionmaker[Session], templates: SmsTemplates) -> None:
+    with sessions.begin() as session:
+        call(session, templates, FRIDAY_EVENING)
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_friday_evening_billing_is_due_monday_noon_and_the_reply_says_so(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "question about my bill", FRIDAY_EVENING)
+
+    assert "Monday at 12:00 PM" in answer.body
+    assert answer.to_number == PATIENT and answer.from_number == LINE
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        assert task.queue is TaskQueue.BILLING
+        assert task.due_at == datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_friday_evening_refill_is_due_monday_morning(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "my meds ran out", FRIDAY_EVENING)
+    assert "Monday at 10:00 AM" in answer.body
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        assert task.queue is TaskQueue.CARE_TEAM
+        assert task.due_at == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_asking_twice_makes_one_task(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    reply(sessions, templates, "BILLING", FRIDAY_EVENING)
+    reply(sessions, templates, "billing question", FRIDAY_EVENING.replace(minute=45))
+    with sessions() as session:
+        assert len(session.scalars(select(Task)).all()) == 1
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_spanish_reply_is_answered_in_spanish(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "necesito una cita", FRIDAY_EVENING)
+    assert "haga su cita" in answer.body
+    assert "/b/" in answer.body
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_urgent_queues_the_911_guidance_before_the_page(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    queued = reply(sessions, templates, "I can't breathe", FRIDAY_EVENING)
+
+    assert [m.kind for m in queued] == ["urgent", "page"]
+    assert "911" in queued[0].body and queued[0].to_number == PATIENT
+    assert queued[1].to_number == "+15125550111"
+    with sessions() as session:
+        assert session.scalars(select(Page)).one().episode_id == queued[0].episode_id
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_stop_opts_out_closes_the_episode_and_confirms(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "Stop. Thank you", FRIDAY_EVENING)
+    assert answer.kind == "stop" and "unsubscribed" in answer.body
+    with sessions() as session:
+        assert session.scalars(select(OptOut)).one().opted_in_at is None
+        message = session.get(Message, answer.id)
+        assert message is not None and message.episode_id is not None
+    [start] = reply(sessions, templates, "START", FRIDAY_EVENING.replace(minute=50))
+    assert "subscribed again" in start.body
+    with sessions() as session:
+        assert session.scalars(select(OptOut)).one().opted_in_at is not None
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_stop_closes_the_episode_opted_out(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "STOP", FRIDAY_EVENING)
+    with sessions() as session:
+        message = session.get(Message, answer.id)
+        assert message is not None and message.episode_id is not None
+        from recovery.models import Episode
+
+        episode = session.get(Episode, message.episode_id)
+        assert episode is not None and episode.outcome is EpisodeOutcome.OPTED_OUT
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_cancel_my_appointment_is_a_booking_not_an_opt_out(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "cancel my appointment", FRIDAY_EVENING)
+    assert answer.kind == "book"
+    with sessions() as session:
+        assert session.scalars(select(OptOut)).all() == []
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_unclear_twice_reprompts_once_then_hands_off_then_goes_quiet(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    first = reply(sessions, templates, "who is this", FRIDAY_EVENING)
+    second = reply(sessions, templates, "huh", FRIDAY_EVENING.replace(minute=40))
+    third = reply(sessions, templates, "??", FRIDAY_EVENING.replace(minute=50))
+
+    assert [m.kind for m in first] == ["reprompt"]
+    assert [m.kind for m in second] == ["handoff"]
+    assert third == []
+    with sessions() as session:
+        assert session.scalars(select(Task)).one().queue is TaskQueue.FRONT_DESK
+
+
+def test_reply_is_stored_encrypted_and_a_duplicate_is_ignored(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        first = record_inbound(
+            session,
+            CIPHER,
+            provider_sid="SM" + "a" * 32,
+            from_raw=PATIENT,
+            to_raw=LINE,
+            body="my chest hurts",
+            now=FRIDAY_EVENING,
+        )
+        second = record_inbound(
+            session,
+            CIPHER,
+            provider_sid="SM" + "a" * 32,
+            from_raw=PATIENT,
+            to_raw=LINE,
+            body="my chest hurts",
+            now=FRIDAY_EVENING,
+        )
+    assert first.duplicate is False and second.duplicate is True
+    with sessions() as session:
+        stored = session.scalars(select(Message)).one()
+        assert stored.body == ""
+        assert stored.body_ciphertext is not None and "chest" not in stored.body_ciphertext
+        assert CIPHER.decrypt(stored.body_ciphertext) == "my chest hurts"
+
+
+def test_reply_to_a_number_no_practice_owns_is_refused(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session, pytest.raises(UnknownNumber):
+        record_inbound(
+            session,
+            CIPHER,
+            provider_sid="SM" + "b" * 32,
+            from_raw=PATIENT,
+            to_raw="+14155550100",
+            body="hi",
+            now=FRIDAY_EVENING,
+        )
+
+
+def test_a_reply_never_routed_is_found_by_the_sweeper(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    from datetime import timedelta
+
+    with sessions.begin() as session:
+        stored = record_inbound(
+            session,
+            CIPHER,
+            provider_sid="SM" + "c" * 32,
+            from_raw=PATIENT,
+            to_raw=LINE,
+            body="BOOK",
+            now=FRIDAY_EVENING,
+        )
+    later = FRIDAY_EVENING + timedelta(seconds=5)
+    with sessions() as session:
+        assert unrouted(session, later, grace=timedelta(seconds=3)) == [stored.message_id]
+        assert unrouted(session, FRIDAY_EVENING, grace=timedelta(seconds=3)) == []
+
+
+def test_rerouting_a_routed_reply_does_nothing(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    with sessions.begin() as session:
+        call(session, templates, FRIDAY_EVENING)
+        stored = record_inbound(
+            session,
+            CIPHER,
+            provider_sid="SM" + "d" * 32,
+            from_raw=PATIENT,
+            to_raw=LINE,
+            body="REFILL",
+            now=FRIDAY_EVENING,
+        )
+        assert stored.message_id is not None
+        first = handle_reply(
+            session, templates, CIPHER, stored.message_id, now=FRIDAY_EVENING, public_base_url=BASE
+        )
+        again = handle_reply(
+            session, templates, CIPHER, stored.message_id, now=FRIDAY_EVENING, public_base_url=BASE
+        )
+    assert len(first.message_ids) == 1 and again.message_ids == []
