@@ -215,8 +215,15 @@ def simulate_reply(sender: str, line: str, url: str | None, text: str) -> None:
 def post_signed_form(
     settings: Settings, base: str, path: str, form: dict[str, str]
 ) -> requests.Response:
+    """POST a form as Twilio would: signed with the auth token over PUBLIC_BASE_URL + path."""
+    from twilio.request_validator import RequestValidator
 
-    return post_signed_form(settings, base, path, form)
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(
+        settings.public_base_url + path, form
+    )
+    return requests.post(
+        base + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10
+    )
 
 
 def show_reply_outcome(settings: Settings, sid: str) -> None:

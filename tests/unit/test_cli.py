@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from flask import Flask
 from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.cli import ensure_dev_env, main, migrate
 from recovery.config import Settings
@@ -146,3 +149,42 @@ def test_two_fresh_env_files_get_different_secrets(tmp_path: Path) -> None:
     ensure_dev_env(tmp_path / "two.env")
 
     assert (tmp_path / "one.env").read_text() != (tmp_path / "two.env").read_text()
+
+
+def test_simulated_twilio_posts_carry_a_signature_the_app_accepts(
+    settings: Settings, app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    """simulate missed-call / reply sign like Twilio: replay the request into the real app."""
+    from urllib.parse import parse_qsl
+
+    import responses
+
+    from recovery.cli import post_signed_form, post_twilio_dial_action
+
+    client = app.test_client()
+
+    def into_the_app(request):  # type: ignore[no-untyped-def]
+        path = request.url.removeprefix("http://127.0.0.1:5999")
+        answer = client.post(
+            path, data=dict(parse_qsl(request.body)), headers=dict(request.headers)
+        )
+        return answer.status_code, {}, answer.data
+
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, re.compile(r"http://127\.0\.0\.1:5999/.*"), into_the_app)
+        call = post_twilio_dial_action(
+            settings, "http://127.0.0.1:5999", "CA" + "7" * 32, "+15125550177", "+15125550100"
+        )
+        sms = post_signed_form(
+            settings,
+            "http://127.0.0.1:5999",
+            "/webhooks/twilio/sms",
+            {
+                "MessageSid": "SM" + "7" * 32,
+                "From": "+15125550177",
+                "To": "+15125550100",
+                "Body": "BOOK",
+            },
+        )
+    assert call.status_code == 200 and b"text message" in call.content
+    assert sms.status_code == 200
