@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration lint format bench bench-quick clean
+.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-quick clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -22,12 +22,16 @@ run: $(STAMP) ## Run web + worker + beat on the embedded default (SQLite, no Red
 test: $(STAMP) ## Run every test (integration tests skip without PostgreSQL/Redis unless CI)
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest tests/integration
+	$(BIN)/pytest tests/e2e
 
 test-unit: $(STAMP) ## Fast unit tests only
 	$(BIN)/pytest tests/unit
 
 test-integration: $(STAMP) ## Real-stack tests: PostgreSQL, Redis, Celery worker, gunicorn
 	$(BIN)/pytest tests/integration
+
+test-e2e: $(STAMP) ## Browser tests: headless Chromium on the staff pages
+	$(BIN)/pytest tests/e2e
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy
 	$(BIN)/ruff format --check .

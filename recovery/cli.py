@@ -68,6 +68,107 @@ def load_practices_file(settings: Settings, path: Path) -> None:
     click.echo(f"loaded {path}: {len(report.created)} new, {len(report.updated)} updated")
 
 
+# --- users -------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Staff who sign in to the task queue and page links."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="Shown on tasks and acknowledged pages.")
+@click.option("--practice", "practice_slug", default=None, help="The practice's slug.")
+@click.option(
+    "--role",
+    type=click.Choice(["staff", "clinician", "manager", "admin"]),
+    default="staff",
+    show_default=True,
+)
+@click.password_option(help="Prompted for (twice) when not given.")
+def users_add(email: str, name: str, practice_slug: str | None, role: str, password: str) -> None:
+    """Create a user who signs in with EMAIL."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.models import Role
+    from recovery.services.auth import AccountError, create_user
+
+    engine = make_engine(Settings().effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = create_user(
+                session,
+                email=email,
+                name=name,
+                password=password,
+                role=Role(role),
+                practice_slug=practice_slug,
+            )
+            click.echo(
+                f"added {user.email} ({user.role.value}, {practice_slug or 'all practices'})"
+            )
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every user: email, name, role, practice, active."""
+    from recovery.db import make_engine, make_session_factory
+    from recovery.services.auth import list_users
+
+    engine = make_engine(Settings().effective_database_url)
+    with make_session_factory(engine)() as session:
+        rows = list_users(session)
+    engine.dispose()
+    for user, slug in rows:
+        state = "active" if user.active else "inactive"
+        click.echo(
+            f"{user.email:<32} {user.name:<24} {user.role.value:<9} {slug or '*':<20} {state}"
+        )
+    if not rows:
+        click.echo("no users yet: add one with `recovery users add`")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.password_option(help="Prompted for (twice) when not given.")
+def users_set_password(email: str, password: str) -> None:
+    """Give EMAIL a new password (a forgotten one, or a first one handed over in person)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import AccountError, set_password
+
+    engine = make_engine(Settings().effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = set_password(session, email, password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"new password set for {user.email}")
+
+
+@users.command("deactivate")
+@click.argument("email")
+def users_deactivate(email: str) -> None:
+    """Sign EMAIL out everywhere and refuse their password (the audit trail keeps them)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import set_active
+
+    engine = make_engine(Settings().effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        user = set_active(session, email, False)
+    engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"deactivated {user.email}")
+
+
 # --- run -------------------------------------------------------------------------------
 
 
@@ -221,9 +322,16 @@ def post_signed_form(
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(
         settings.public_base_url + path, form
     )
-    return requests.post(
-        base + path, data=form, headers={"X-Twilio-Signature": signature}, timeout=10
-    )
+    return _post(base + path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def _post(url: str, data: dict[str, str] | bytes, headers: dict[str, str]) -> requests.Response:
+    try:
+        return requests.post(url, data=data, headers=headers, timeout=10)
+    except requests.ConnectionError:
+        raise click.ClickException(
+            f"nothing answers at {url}: is Recovery running (`make run`), and is --url right?"
+        ) from None
 
 
 def show_reply_outcome(settings: Settings, sid: str) -> None:
@@ -320,7 +428,7 @@ def post_generic_missed_call(
         "X-Recovery-Timestamp": timestamp,
         "X-Recovery-Signature": sign_generic(settings.webhook_secret, timestamp, body),
     }
-    return requests.post(base + "/webhooks/calls/missed", data=body, headers=headers, timeout=10)
+    return _post(base + "/webhooks/calls/missed", data=body, headers=headers)
 
 
 def show_first_text(settings: Settings, provider: str, call_id: str, sent_at: float) -> None:

@@ -1,5 +1,6 @@
 """Every model, imported here so that `Base.metadata` is complete for Alembic and tests."""
 
+from recovery.models.audit import AuditAction, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut
 from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
@@ -7,9 +8,12 @@ from recovery.models.message import STATUS_RANK, Direction, Message, MessageStat
 from recovery.models.page import Page, PageStatus
 from recovery.models.practice import Practice, PracticeNumber
 from recovery.models.task import Task, TaskQueue, TaskStatus
+from recovery.models.user import Role, User
 
 __all__ = [
     "STATUS_RANK",
+    "AuditAction",
+    "AuditEvent",
     "CallDisposition",
     "CallEvent",
     "Direction",
@@ -23,7 +27,9 @@ __all__ = [
     "PageStatus",
     "Practice",
     "PracticeNumber",
+    "Role",
     "Task",
     "TaskQueue",
     "TaskStatus",
+    "User",
 ]

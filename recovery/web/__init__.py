@@ -70,13 +70,17 @@ def create_app(
 
 
 def register_blueprints(app: Flask) -> None:
+    from recovery.web.auth import bp as auth_bp
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
+    from recovery.web.staff import bp as staff_bp
     from recovery.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(bookings_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(staff_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,0 +1,37 @@
+"""The audit trail: who saw which patient's data, and who changed what, and when."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from recovery.db import Base, created_at
+
+
+class AuditAction(enum.Enum):
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"  # a known user's wrong password
+    LOGOUT = "logout"
+    VIEW_PAGE = "view_page"  # the page link: the patient's number and words
+    ACK_PAGE = "ack_page"
+    VIEW_TASKS = "view_tasks"  # the queue: patients' numbers
+    CLAIM_TASK = "claim_task"
+    COMPLETE_TASK = "complete_task"
+    VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
+    MARK_BOOKED = "mark_booked"
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_id_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Stored as its value in a plain string column: an action added later needs no migration.
+    action: Mapped[str] = mapped_column(String(32))
+    episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)
+    # What was seen or done, by reference (ids, codes, queue): never the PHI itself.
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[created_at]

@@ -1,0 +1,40 @@
+"""The audit trail: one row for every view of patient data and every change staff make.
+
+The detail names things by reference (episode, task, page code, queue), never by content:
+the audit log must not become a second copy of the PHI it protects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recovery.models import AuditAction, AuditEvent
+
+
+def record(
+    session: Session,
+    user_id: int,
+    action: AuditAction,
+    *,
+    now: datetime,
+    episode_id: int | None = None,
+    detail: str = "",
+) -> AuditEvent:
+    event = AuditEvent(
+        user_id=user_id, action=action.value, episode_id=episode_id, detail=detail, at=now
+    )
+    session.add(event)
+    return event
+
+
+def events_for_episode(session: Session, episode_id: int) -> list[AuditEvent]:
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.episode_id == episode_id)
+            .order_by(AuditEvent.at, AuditEvent.id)
+        )
+    )

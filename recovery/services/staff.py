@@ -1,0 +1,749 @@
+"""What staff see and do in the browser: the page link, the task queue, an episode's story.
+
+Every function here takes the signed-in `Viewer`, checks they belong to the practice (an
+admin belongs to all), and writes the audit row for what they saw or did, so a view
+cannot forget to. A record of another practice is reported as not found: a user learns
+nothing about other practices' pages or patients. Patients' words are decrypted here,
+for the page being rendered, and never logged.
+
+Times come back in the practice's time zone: the front desk in Chicago reads Chicago time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recovery.crypto import PhiCipher
+from recovery.domain.templates import SmsTemplates
+from recovery.models import (
+    AuditAction,
+    CallEvent,
+    Direction,
+    Episode,
+    EpisodeOutcome,
+    EpisodeStatus,
+    Message,
+    MessageStatus,
+    Page,
+    PageStatus,
+    Practice,
+    Task,
+    TaskQueue,
+    TaskStatus,
+)
+from recovery.services import outcomes, paging
+from recovery.services.audit import record
+from recovery.services.auth import Viewer
+
+log = logging.getLogger(__name__)
+
+QUEUE_LABELS = {
+    TaskQueue.BILLING: "Billing",
+    TaskQueue.CARE_TEAM: "Care team",
+    TaskQueue.FRONT_DESK: "Front desk",
+}
+REASON_LABELS = {
+    "billing": "Billing question",
+    "refill": "Prescription refill",
+    "unclear": "Reply not understood",
+    "book": "Wants an appointment",
+}
+OUTCOME_LABELS = {
+    EpisodeOutcome.BOOKED: "Booked",
+    EpisodeOutcome.RESOLVED: "Resolved",
+    EpisodeOutcome.ESCALATED: "Escalated to on-call",
+    EpisodeOutcome.OPTED_OUT: "Opted out",
+    EpisodeOutcome.UNRECOVERED: "Unrecovered",
+}
+INTENT_LABELS = {
+    "book": "Booking",
+    "billing": "Billing",
+    "refill": "Refill",
+    "urgent": "Urgent",
+    "stop": "Stop",
+    "start": "Start",
+    "help": "Help",
+    "ack": "Page acknowledgement",
+    "unknown": "Not understood",
+}
+MESSAGE_KIND_LABELS = {
+    "first_text": "First text",
+    "nudge": "Follow-up",
+    "page": "Page",
+    "page_ack": "Page confirmation",
+}
+# How a text's delivery state reads to staff: "accepted" is provider talk for "sent".
+DELIVERY_LABELS = {
+    MessageStatus.PENDING: "queued",
+    MessageStatus.SENDING: "sending",
+    MessageStatus.ACCEPTED: "sent",
+    MessageStatus.SENT: "sent",
+    MessageStatus.DELIVERED: "delivered",
+    MessageStatus.UNDELIVERED: "not delivered",
+    MessageStatus.FAILED: "failed",
+    MessageStatus.SUPPRESSED: "not sent (opted out)",
+    MessageStatus.RECEIVED: "received",
+}
+# At the same minute, the story reads in this order: the call, what the patient wrote,
+# our answer, the task or page it became, the texts to staff, and the outcome last.
+_ENTRY_ORDER = {"call": 0, "text_in": 1, "text_out": 2, "task": 3, "page": 4, "staff_text": 5}
+RECENTLY_DONE = timedelta(hours=24)
+_OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+
+
+class NotFound(Exception):
+    """No such record, or one of another practice: answered 404 either way."""
+
+
+class NotAllowed(Exception):
+    """The user may see this but not do that (a front-desk user taking a page)."""
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def display_phone(e164: str | None) -> str:
+    """(512) 555-0199 for North American numbers, +44 20 7946 0958 for the rest."""
+    if not e164:
+        return "unknown number"
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if number.country_code == 1
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, style)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The practice's wall clock, for turning stored UTC times into what staff read."""
+
+    zone: ZoneInfo
+    now: datetime  # in the practice's zone
+
+    @classmethod
+    def of(cls, practice: Practice, now: datetime) -> Clock:
+        zone = ZoneInfo(practice.timezone)
+        return cls(zone, now.astimezone(zone))
+
+    def local(self, at: datetime) -> datetime:
+        return at.astimezone(self.zone)
+
+    def maybe(self, at: datetime | None) -> datetime | None:
+        return None if at is None else at.astimezone(self.zone)
+
+    @property
+    def label(self) -> str:
+        """CST (Chicago): what the zone is called now, and where, short enough for a phone."""
+        city = self.zone.key.rsplit("/", 1)[-1].replace("_", " ")
+        return f"{self.now.strftime('%Z')} ({city})"
+
+
+@dataclass(frozen=True)
+class PracticeRef:
+    id: int
+    slug: str
+    name: str
+
+
+def _practice(session: Session, viewer: Viewer, practice_id: int) -> Practice:
+    if not viewer.may_see(practice_id):
+        raise NotFound
+    practice = session.get(Practice, practice_id)
+    if practice is None:
+        raise NotFound
+    return practice
+
+
+def _people_by_phone(practice: Practice, page: Page) -> dict[str, str]:
+    names: dict[str, str] = {}
+    people = [*practice.on_call, *([practice.manager] if practice.manager else []), *page.roster]
+    for person in people:
+        if person.get("phone") and person.get("name"):
+            names[str(person["phone"])] = str(person["name"])
+    return names
+
+
+@dataclass(frozen=True)
+class Words:
+    """One thing the patient wrote, decrypted for this page only."""
+
+    at: datetime
+    text: str
+    intent: str | None
+
+
+def _patient_words(
+    session: Session, cipher: PhiCipher, episode_id: int, clock: Clock
+) -> list[Words]:
+    inbound = session.scalars(
+        select(Message)
+        .where(Message.episode_id == episode_id, Message.direction == Direction.INBOUND)
+        .order_by(Message.created_at, Message.id)
+    )
+    return [
+        Words(clock.local(m.created_at), _decrypt(cipher, m), INTENT_LABELS.get(m.intent or ""))
+        for m in inbound
+    ]
+
+
+def _decrypt(cipher: PhiCipher, message: Message) -> str:
+    try:
+        return cipher.decrypt(message.body_ciphertext or "")
+    except ValueError:
+        # A rotated key must not hide the rest of the page; staff see that text is missing.
+        log.error("message %s cannot be decrypted with the current key", message.id)
+        return "(this message cannot be decrypted: the encryption key has changed)"
+
+
+# --- the page link ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PagedPerson:
+    name: str
+    at: datetime
+    status: str  # the text's delivery state, as staff say it: queued, sent, delivered...
+    failed: bool
+
+
+@dataclass(frozen=True)
+class PageView:
+    code: str
+    active: bool
+    practice: PracticeRef
+    timezone: str
+    episode_id: int
+    patient_phone: str  # E.164, for the tel: link
+    patient_display: str
+    reply_received_at: datetime
+    first_page_at: datetime | None
+    next_escalation_at: datetime | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    paged: list[PagedPerson]
+    words: list[Words]
+    can_take: bool
+
+
+def _find_page(session: Session, viewer: Viewer, code: str) -> Page:
+    page = session.scalars(select(Page).where(Page.code == code.strip().upper())).first()
+    if page is None or not viewer.may_see(page.practice_id):
+        raise NotFound
+    return page
+
+
+def view_page(
+    session: Session, cipher: PhiCipher, viewer: Viewer, code: str, *, now: datetime
+) -> PageView:
+    page = _find_page(session, viewer, code)
+    practice = _practice(session, viewer, page.practice_id)
+    episode = session.get(Episode, page.episode_id)
+    assert episode is not None  # a foreign key
+    clock = Clock.of(practice, now)
+    names = _people_by_phone(practice, page)
+    texts = session.scalars(
+        select(Message)
+        .where(Message.page_id == page.id, Message.kind == "page")
+        .order_by(Message.created_at, Message.id)
+    )
+    record(
+        session,
+        viewer.id,
+        AuditAction.VIEW_PAGE,
+        now=now,
+        episode_id=episode.id,
+        detail=f"page {page.code}",
+    )
+    active = page.status is PageStatus.ACTIVE
+    return PageView(
+        code=page.code,
+        active=active,
+        practice=PracticeRef(practice.id, practice.slug, practice.name),
+        timezone=clock.label,
+        episode_id=episode.id,
+        patient_phone=episode.caller,
+        patient_display=display_phone(episode.caller),
+        reply_received_at=clock.local(page.reply_received_at),
+        first_page_at=clock.maybe(page.first_page_at),
+        next_escalation_at=clock.maybe(page.next_escalation_at) if active else None,
+        acknowledged_by=page.acknowledged_by,
+        acknowledged_at=clock.maybe(page.acknowledged_at),
+        paged=[
+            PagedPerson(
+                names.get(m.to_number, display_phone(m.to_number)),
+                clock.local(m.created_at),
+                DELIVERY_LABELS[m.status],
+                m.status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED),
+            )
+            for m in texts
+        ],
+        words=_patient_words(session, cipher, episode.id, clock),
+        can_take=active and viewer.can_take_pages,
+    )
+
+
+@dataclass(frozen=True)
+class TakeResult:
+    taken: bool  # False: someone had taken it already
+    acknowledged_by: str | None
+
+
+def take_page(
+    session: Session, templates: SmsTemplates, viewer: Viewer, code: str, *, now: datetime
+) -> TakeResult:
+    """ "I'm taking this": the page is acknowledged by the viewer, its escalation stops and
+    its episode ends ESCALATED. Taking a page someone already took changes nothing."""
+    _find_page(session, viewer, code)
+    if not viewer.can_take_pages:
+        raise NotAllowed("Only clinicians and managers can take an urgent page.")
+    page = paging.acknowledge_by_link(
+        session, templates, code=code, staff_name=viewer.name, now=now
+    )
+    if page is None:
+        raise NotFound
+    taken = page.acknowledged_at == now and page.acknowledged_by == viewer.name[:100]
+    if taken:
+        record(
+            session,
+            viewer.id,
+            AuditAction.ACK_PAGE,
+            now=now,
+            episode_id=page.episode_id,
+            detail=f"page {page.code}",
+        )
+    return TakeResult(taken, page.acknowledged_by)
+
+
+# --- the task queue --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: int
+    episode_id: int
+    queue: str
+    queue_label: str
+    reason_label: str
+    status: str
+    due_at: datetime
+    overdue: bool
+    patient_phone: str
+    patient_display: str
+    claimed_by: str | None
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    note: str | None
+    mine: bool
+
+
+@dataclass(frozen=True)
+class QueueGroup:
+    queue: str
+    label: str
+    tasks: list[TaskRow]
+
+
+@dataclass(frozen=True)
+class TaskBoard:
+    practice: PracticeRef
+    timezone: str
+    now: datetime
+    selected: str | None  # the queue filter, None for all
+    counts: dict[str, int]  # open and claimed tasks per queue, whatever the filter
+    overdue: dict[str, int]  # of those, past their due time
+    groups: list[QueueGroup]
+    done: list[TaskRow]
+    practices: list[PracticeRef] = field(default_factory=list)  # an admin's choice
+
+    @property
+    def open_total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def overdue_total(self) -> int:
+        return sum(self.overdue.values())
+
+
+def practices_for(session: Session, viewer: Viewer) -> list[PracticeRef]:
+    query = select(Practice).order_by(Practice.name)
+    if not viewer.is_admin:
+        query = query.where(Practice.id == viewer.practice_id)
+    return [PracticeRef(p.id, p.slug, p.name) for p in session.scalars(query)]
+
+
+def parse_queue(value: str | None) -> TaskQueue | None:
+    """?queue=billing; anything unknown means every queue."""
+    try:
+        return TaskQueue(value) if value else None
+    except ValueError:
+        return None
+
+
+def task_board(
+    session: Session,
+    viewer: Viewer,
+    *,
+    now: datetime,
+    queue: TaskQueue | None = None,
+    practice_slug: str | None = None,
+) -> TaskBoard:
+    """The practice's open and claimed tasks by queue, soonest due first, and the tasks
+    completed in the last 24 hours. An admin picks the practice (the first by name when
+    none is asked for)."""
+    choices = practices_for(session, viewer)
+    chosen = next((p for p in choices if p.slug == practice_slug), None) or (
+        choices[0] if choices else None
+    )
+    if chosen is None:
+        raise NotFound
+    practice = _practice(session, viewer, chosen.id)
+    clock = Clock.of(practice, now)
+
+    open_rows = session.execute(
+        select(Task, Episode.caller)
+        .join(Episode, Episode.id == Task.episode_id)
+        .where(Task.practice_id == practice.id, Task.status.in_(_OPEN))
+        .order_by(Task.due_at, Task.id)
+    ).all()
+    done_rows = session.execute(
+        select(Task, Episode.caller)
+        .join(Episode, Episode.id == Task.episode_id)
+        .where(
+            Task.practice_id == practice.id,
+            Task.status == TaskStatus.DONE,
+            Task.completed_at >= now - RECENTLY_DONE,
+        )
+        .order_by(Task.completed_at.desc(), Task.id.desc())
+    ).all()
+
+    counts = {q.value: 0 for q in TaskQueue}
+    overdue = {q.value: 0 for q in TaskQueue}
+    for task, _ in open_rows:
+        counts[task.queue.value] += 1
+        overdue[task.queue.value] += task.due_at < now
+    shown = [(t, c) for t, c in open_rows if queue is None or t.queue is queue]
+    groups = [
+        QueueGroup(
+            q.value,
+            QUEUE_LABELS[q],
+            [_task_row(t, c, clock, viewer) for t, c in shown if t.queue is q],
+        )
+        for q in TaskQueue
+        if queue is None or q is queue
+    ]
+    done_shown = [(t, c) for t, c in done_rows if queue is None or t.queue is queue]
+    done = [_task_row(t, c, clock, viewer) for t, c in done_shown]
+
+    seen = sorted({t.episode_id for t, _ in [*shown, *done_shown]})
+    record(
+        session,
+        viewer.id,
+        AuditAction.VIEW_TASKS,
+        now=now,
+        detail=f"practice {practice.slug}; queue {queue.value if queue else 'all'}; "
+        f"episodes {','.join(map(str, seen)) or 'none'}",
+    )
+    return TaskBoard(
+        practice=PracticeRef(practice.id, practice.slug, practice.name),
+        timezone=clock.label,
+        now=clock.now,
+        selected=queue.value if queue else None,
+        counts=counts,
+        overdue=overdue,
+        groups=groups,
+        done=done,
+        practices=choices if viewer.is_admin else [],
+    )
+
+
+def _task_row(task: Task, caller: str, clock: Clock, viewer: Viewer) -> TaskRow:
+    return TaskRow(
+        id=task.id,
+        episode_id=task.episode_id,
+        queue=task.queue.value,
+        queue_label=QUEUE_LABELS[task.queue],
+        reason_label=REASON_LABELS.get(task.reason, task.reason.replace("_", " ").capitalize()),
+        status=task.status.value,
+        due_at=clock.local(task.due_at),
+        overdue=task.status is not TaskStatus.DONE and task.due_at < clock.now,
+        patient_phone=caller,
+        patient_display=display_phone(caller),
+        claimed_by=task.claimed_by,
+        claimed_at=clock.maybe(task.claimed_at),
+        completed_at=clock.maybe(task.completed_at),
+        note=task.note,
+        mine=task.claimed_by == viewer.name,
+    )
+
+
+def _find_task(session: Session, viewer: Viewer, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None or not viewer.may_see(task.practice_id):
+        raise NotFound
+    return task
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: int
+    changed: bool
+    status: str
+    claimed_by: str | None
+
+
+def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> TaskResult:
+    """The viewer takes an open task. One already claimed stays with whoever has it."""
+    _find_task(session, viewer, task_id)
+    task = outcomes.claim_task(session, task_id, by=viewer.name, now=now)
+    if task is None:
+        raise NotFound
+    changed = task.claimed_at == now and task.claimed_by == viewer.name[:100]
+    if changed:
+        record(
+            session,
+            viewer.id,
+            AuditAction.CLAIM_TASK,
+            now=now,
+            episode_id=task.episode_id,
+            detail=f"task {task.id}",
+        )
+    return TaskResult(task.id, changed, task.status.value, task.claimed_by)
+
+
+def complete(
+    session: Session, viewer: Viewer, task_id: int, *, note: str | None, now: datetime
+) -> TaskResult:
+    """The task is done (a colleague may complete a task someone else claimed: covering
+    for each other is normal at a front desk, and the audit row says who did)."""
+    _find_task(session, viewer, task_id)
+    note = (note or "").strip()[:2000] or None
+    task = outcomes.complete_task(session, task_id, by=viewer.name, note=note, now=now)
+    if task is None:
+        raise NotFound
+    # complete_task read the task under lock: completed at our `now` means by us, not by a
+    # colleague who clicked a moment earlier.
+    changed = task.completed_at == now
+    if changed:
+        record(
+            session,
+            viewer.id,
+            AuditAction.COMPLETE_TASK,
+            now=now,
+            episode_id=task.episode_id,
+            detail=f"task {task.id}" + ("; with a note" if note else ""),
+        )
+    return TaskResult(task.id, changed, task.status.value, task.claimed_by)
+
+
+# --- an episode's story ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    kind: str  # call, text_out, text_in, staff_text, task, page, outcome: the page styles by it
+    title: str
+    body: str | None = None
+    meta: str | None = None
+
+
+@dataclass(frozen=True)
+class EpisodeView:
+    id: int
+    practice: PracticeRef
+    timezone: str
+    patient_phone: str
+    patient_display: str
+    open: bool
+    outcome: str | None
+    outcome_at: datetime | None
+    intent: str | None
+    opened_at: datetime
+    call_count: int
+    timeline: list[Entry]
+    open_tasks: list[int]
+    active_pages: list[str]
+    can_mark_booked: bool
+    booking_clicked_at: datetime | None
+
+
+def _bookable(episode: Episode, has_active_page: bool) -> bool:
+    # While a page is live the patient may be in danger: a booking must not end the
+    # episode (and with it what staff see) before a clinician has taken the page.
+    if has_active_page:
+        return False
+    if episode.status is EpisodeStatus.OPEN:
+        return True
+    # A late booking through our link still counts (outcomes.confirm_booking's rule).
+    return episode.outcome is EpisodeOutcome.UNRECOVERED and episode.booking_token is not None
+
+
+def view_episode(
+    session: Session, cipher: PhiCipher, viewer: Viewer, episode_id: int, *, now: datetime
+) -> EpisodeView:
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise NotFound
+    practice = _practice(session, viewer, episode.practice_id)
+    clock = Clock.of(practice, now)
+    timeline: list[Entry] = []
+
+    for call in session.scalars(select(CallEvent).where(CallEvent.episode_id == episode.id)):
+        timeline.append(
+            Entry(
+                clock.local(call.occurred_at),
+                "call",
+                "Missed call",
+                meta=f"to {display_phone(call.called)} · {call.reason.replace('_', ' ')}",
+            )
+        )
+
+    pages = list(session.scalars(select(Page).where(Page.episode_id == episode.id)))
+    names: dict[str, str] = {}
+    for page in pages:
+        names.update(_people_by_phone(practice, page))
+    messages = session.scalars(
+        select(Message).where(Message.episode_id == episode.id).order_by(Message.created_at)
+    )
+    for m in messages:
+        at = clock.local(m.created_at)
+        if m.direction is Direction.INBOUND:
+            if m.from_number != episode.caller:
+                who = names.get(m.from_number, display_phone(m.from_number))
+                timeline.append(Entry(at, "staff_text", f"Text from {who}", meta="on-call reply"))
+                continue
+            intent = INTENT_LABELS.get(m.intent or "", "not routed yet")
+            timeline.append(
+                Entry(at, "text_in", "Patient wrote", _decrypt(cipher, m), f"understood: {intent}")
+            )
+        elif m.to_number == episode.caller:
+            kind = MESSAGE_KIND_LABELS.get(m.kind, "Text")
+            label = DELIVERY_LABELS[m.status]
+            timeline.append(Entry(at, "text_out", f"{kind} to patient", m.body, label))
+        else:
+            who = names.get(m.to_number, display_phone(m.to_number))
+            kind = MESSAGE_KIND_LABELS.get(m.kind, "Text")
+            timeline.append(
+                Entry(at, "staff_text", f"{kind} to {who}", None, DELIVERY_LABELS[m.status])
+            )
+
+    tasks = list(session.scalars(select(Task).where(Task.episode_id == episode.id)))
+    for task in tasks:
+        label = f"{QUEUE_LABELS[task.queue]} task: {REASON_LABELS.get(task.reason, task.reason)}"
+        due = clock.local(task.due_at).strftime("%a %b %-d, %-I:%M %p")
+        timeline.append(Entry(clock.local(task.created_at), "task", label, meta=f"due {due}"))
+        if task.claimed_at and task.claimed_by and task.status is TaskStatus.CLAIMED:
+            timeline.append(
+                Entry(clock.local(task.claimed_at), "task", f"Claimed by {task.claimed_by}")
+            )
+        if task.completed_at:
+            timeline.append(
+                Entry(
+                    clock.local(task.completed_at),
+                    "task",
+                    f"Completed by {task.claimed_by or 'staff'}",
+                    task.note,
+                )
+            )
+
+    for page in pages:
+        timeline.append(
+            Entry(clock.local(page.created_at), "page", f"Urgent page {page.code} started")
+        )
+        if page.acknowledged_at:
+            timeline.append(
+                Entry(
+                    clock.local(page.acknowledged_at),
+                    "page",
+                    f"Page {page.code} taken by {page.acknowledged_by}",
+                )
+            )
+
+    if episode.booking_clicked_at:
+        timeline.append(
+            Entry(clock.local(episode.booking_clicked_at), "text_in", "Opened the booking link")
+        )
+    if episode.outcome is not None and episode.outcome_at is not None:
+        timeline.append(
+            Entry(
+                clock.local(episode.outcome_at),
+                "outcome",
+                f"Outcome: {OUTCOME_LABELS[episode.outcome]}",
+            )
+        )
+    timeline.sort(key=lambda e: (e.at, _ENTRY_ORDER.get(e.kind, 9)))
+
+    active_pages = [p.code for p in pages if p.status is PageStatus.ACTIVE]
+    record(
+        session,
+        viewer.id,
+        AuditAction.VIEW_EPISODE,
+        now=now,
+        episode_id=episode.id,
+        detail=f"episode {episode.id}",
+    )
+    return EpisodeView(
+        id=episode.id,
+        practice=PracticeRef(practice.id, practice.slug, practice.name),
+        timezone=clock.label,
+        patient_phone=episode.caller,
+        patient_display=display_phone(episode.caller),
+        open=episode.status is EpisodeStatus.OPEN,
+        outcome=OUTCOME_LABELS[episode.outcome] if episode.outcome else None,
+        outcome_at=clock.maybe(episode.outcome_at),
+        intent=INTENT_LABELS.get(episode.intent or "") if episode.intent else None,
+        opened_at=clock.local(episode.opened_at),
+        call_count=episode.call_count,
+        timeline=timeline,
+        open_tasks=[t.id for t in tasks if t.status in _OPEN],
+        active_pages=active_pages,
+        can_mark_booked=_bookable(episode, bool(active_pages)),
+        booking_clicked_at=clock.maybe(episode.booking_clicked_at),
+    )
+
+
+def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datetime) -> bool:
+    """Staff booked the patient (on the phone, at the desk): the episode ends BOOKED.
+
+    Through the booking link's token when the episode has one, so the rules for late
+    bookings are the booking system's; else an open episode is closed BOOKED. True when
+    the episode is booked now (or was already); False when its story ended another way.
+    """
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise NotFound
+    _practice(session, viewer, episode.practice_id)
+    active_page = session.scalars(
+        select(Page.id).where(Page.episode_id == episode.id, Page.status == PageStatus.ACTIVE)
+    ).first()
+    if active_page is not None:
+        raise NotAllowed("An urgent page is still active: a clinician must take it first.")
+    if episode.outcome is EpisodeOutcome.BOOKED:
+        return True
+    booked = False
+    if episode.booking_token:
+        booked = outcomes.confirm_booking(session, now=now, token=episode.booking_token) is not None
+    elif episode.status is EpisodeStatus.OPEN:
+        booked = outcomes.close_episode(episode, EpisodeOutcome.BOOKED, now)
+    if booked:
+        record(
+            session,
+            viewer.id,
+            AuditAction.MARK_BOOKED,
+            now=now,
+            episode_id=episode.id,
+            detail=f"episode {episode.id}",
+        )
+    return booked

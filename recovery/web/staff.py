@@ -1,0 +1,181 @@
+"""The staff pages: the urgent page link, the task queue and an episode's timeline.
+
+Thin views: each one reads the form, calls one service in one transaction, and renders
+or redirects. What is shown, who may see it and the audit rows live in
+recovery.services.staff.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from recovery.db import session_scope, utcnow
+from recovery.services import staff
+from recovery.web import runtime_of
+from recovery.web.auth import login_required, protect, safe_next, viewer
+
+bp = Blueprint("staff", __name__)
+protect(bp)
+
+
+# --- how times read ----------------------------------------------------------------------
+
+
+@bp.app_template_filter("when")
+def when(at: datetime | None, now: datetime) -> str:
+    """Today 3:05 PM, Yesterday 9:12 AM, Mon Nov 30 8:00 AM: in `at`'s own zone."""
+    if at is None:
+        return "—"
+    today = now.astimezone(at.tzinfo).date()
+    clock = at.strftime("%-I:%M %p")
+    days = (at.date() - today).days
+    if days == 0:
+        return f"Today {clock}"
+    if days == -1:
+        return f"Yesterday {clock}"
+    if days == 1:
+        return f"Tomorrow {clock}"
+    return at.strftime("%a %b %-d, ") + clock
+
+
+@bp.app_template_filter("clock")
+def clock(at: datetime | None) -> str:
+    return "—" if at is None else at.strftime("%-I:%M %p")
+
+
+@bp.app_template_filter("span")
+def span(delta: timedelta) -> str:
+    """A duration as staff say it: 45 min, 2 h 5 min, 3 d 4 h."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+# --- views -----------------------------------------------------------------------------
+
+
+def _not_found_or_forbidden(exc: Exception) -> NoReturn:
+    if isinstance(exc, staff.NotAllowed):
+        abort(403, description=str(exc))
+    abort(404)
+
+
+@bp.get("/")
+@login_required
+def home() -> Response:
+    return redirect(url_for("staff.tasks"))
+
+
+@bp.get("/p/<code>")
+@login_required
+def page(code: str) -> str:
+    runtime = runtime_of(current_app)
+    now = utcnow()
+    try:
+        with session_scope(runtime.sessions) as session:
+            view = staff.view_page(session, runtime.cipher, viewer(), code, now=now)
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    return render_template("page.html", page=view, now=now)
+
+
+@bp.post("/p/<code>/ack")
+@login_required
+def take_page(code: str) -> Response:
+    runtime = runtime_of(current_app)
+    try:
+        with session_scope(runtime.sessions) as session:
+            result = staff.take_page(session, runtime.templates, viewer(), code, now=utcnow())
+    except (staff.NotFound, staff.NotAllowed) as exc:
+        _not_found_or_forbidden(exc)
+    if result.taken:
+        flash("You have this page. Nobody else will be paged for it.", "ok")
+    else:
+        flash(f"{result.acknowledged_by} had already taken this page.", "warn")
+    return redirect(url_for("staff.page", code=code))
+
+
+@bp.get("/tasks")
+@login_required
+def tasks() -> str:
+    now = utcnow()
+    queue = staff.parse_queue(request.args.get("queue"))
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            board = staff.task_board(
+                session, viewer(), now=now, queue=queue, practice_slug=request.args.get("practice")
+            )
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    return render_template("tasks.html", board=board, now=now, nav="tasks")
+
+
+@bp.post("/tasks/<int:task_id>/claim")
+@login_required
+def claim_task(task_id: int) -> Response:
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            result = staff.claim(session, viewer(), task_id, now=utcnow())
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    if result.changed:
+        flash("Task claimed: it is yours.", "ok")
+    elif result.status == "done":
+        flash("That task was already completed.", "warn")
+    else:
+        flash(f"{result.claimed_by} had already claimed that task.", "warn")
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.post("/tasks/<int:task_id>/complete")
+@login_required
+def complete_task(task_id: int) -> Response:
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            result = staff.complete(
+                session, viewer(), task_id, note=request.form.get("note"), now=utcnow()
+            )
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    if result.changed:
+        flash("Task completed.", "ok")
+    else:
+        flash("That task was already completed.", "warn")
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.get("/episodes/<int:episode_id>")
+@login_required
+def episode(episode_id: int) -> str:
+    runtime = runtime_of(current_app)
+    now = utcnow()
+    try:
+        with session_scope(runtime.sessions) as session:
+            view = staff.view_episode(session, runtime.cipher, viewer(), episode_id, now=now)
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    return render_template("episode.html", episode=view, now=now)
+
+
+@bp.post("/episodes/<int:episode_id>/book")
+@login_required
+def mark_booked(episode_id: int) -> Response:
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            booked = staff.mark_booked(session, viewer(), episode_id, now=utcnow())
+    except (staff.NotFound, staff.NotAllowed) as exc:
+        _not_found_or_forbidden(exc)
+    if booked:
+        flash("Marked booked.", "ok")
+    else:
+        flash("This call already has another outcome; it was not changed.", "warn")
+    return redirect(url_for("staff.episode", episode_id=episode_id))

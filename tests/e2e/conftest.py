@@ -1,0 +1,174 @@
+"""Browser tests: headless Chromium (Playwright) against the real app served by gunicorn.
+
+The app runs on a SQLite file with the console SMS provider and the embedded broker: the
+staff pages need neither Redis nor Twilio, and the data is made through the services
+(tests/e2e/scenario.py) before each test. Without /usr/bin/chromium these tests skip,
+unless RECOVERY_REQUIRE_SERVICES=1 (CI), which makes that a failure.
+
+RECOVERY_E2E_SHOTS=/some/dir saves a screenshot of each page the tests look at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.cli import migrate
+from recovery.config import TEMPLATES_DIR, Settings
+from recovery.crypto import PhiCipher
+from recovery.db import make_engine, make_session_factory, session_scope, utcnow
+from recovery.domain.templates import SmsTemplates
+from recovery.schemas.practices import read_practices
+from recovery.services.practices import load_practices
+from recovery.testing.stack import free_port
+from tests.conftest import PRACTICES_FILE
+from tests.e2e import scenario
+
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE = os.environ.get("RECOVERY_REQUIRE_SERVICES") == "1"
+SECRET_KEY = "e2e-secret-key"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+# Everything the scenario makes; the practices stay. Children before parents.
+TABLES = ("audit_events", "messages", "tasks", "pages", "call_events", "opt_outs", "episodes")
+
+
+@dataclass
+class Server:
+    base_url: str
+    sessions: sessionmaker[Session]
+    var_dir: Path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Checked first, so that a machine without a browser does not start gunicorn for
+    nothing."""
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE:
+            pytest.fail(f"{reason} (RECOVERY_REQUIRE_SERVICES=1)")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    var_dir = tmp_path_factory.mktemp("e2e")
+    database_url = f"sqlite:///{var_dir / 'e2e.db'}"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    migrate(Settings(_env_file=None, DATABASE_URL=database_url))  # type: ignore[call-arg]
+    engine = make_engine(database_url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as session:
+        load_practices(session, read_practices(PRACTICES_FILE))
+
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env = {
+        **keep,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": SECRET_KEY,
+        "PUBLIC_BASE_URL": base_url,
+        "SMS_PROVIDER": "console",
+        "RECOVERY_VAR_DIR": str(var_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log_path = var_dir / "web.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                str(gunicorn),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+                "--no-control-socket",
+                "recovery.web:create_app()",
+            ],
+            env=env,
+            cwd=var_dir,  # no developer's .env leaks in
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(base_url, process, log_path)
+        yield Server(base_url, sessions, var_dir)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        engine.dispose()
+
+
+def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not become healthy:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def world(server: Server) -> scenario.Scenario:
+    """A fresh morning at the clinic for each test (the practices stay loaded)."""
+    with server.sessions.begin() as session:
+        for table in (*TABLES, "users"):
+            session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+    return scenario.build(
+        server.sessions,
+        SmsTemplates(TEMPLATES_DIR / "sms"),
+        PhiCipher(SECRET_KEY),
+        utcnow(),
+    )
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(chromium),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Save a full-page screenshot when RECOVERY_E2E_SHOTS names a folder."""
+    folder = os.environ.get("RECOVERY_E2E_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
