@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,11 @@ class Stack:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {}
+        self._argv: dict[str, list[str]] = {}
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()  # a deliberate stop is never mistaken for a crash
+        self._supervisor: threading.Thread | None = None
         config.var_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -90,6 +96,7 @@ class Stack:
         }
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self._argv[name] = argv
         # cwd is the var dir: no stray .env from a developer's checkout leaks in. The child
         # keeps its own copy of the log's file descriptor, so ours is closed at once.
         with (self.config.var_dir / f"{name}.log").open("ab") as log:
@@ -138,7 +145,34 @@ class Stack:
                 ],
             )
         self.wait_healthy(timeout)
+        self.wait_worker_ready(timeout)
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
         return self
+
+    def _supervise(self) -> None:
+        """Restart a worker or beat that exits on its own, as production's process manager
+        (systemd's Restart=always, a PaaS's dyno manager) does: Celery's worker can die
+        of a broker connection lost at the wrong moment, and the product must then recover
+        by restarting it, not by luck."""
+        while not self._stopping.wait(0.5):
+            with self._lock:
+                for name in ("worker", "beat"):
+                    process = self.processes.get(name)
+                    if process is not None and process.poll() is not None:
+                        self.restarts[name] = self.restarts.get(name, 0) + 1
+                        self._spawn(name, self._argv[name])
+
+    def wait_worker_ready(self, timeout: float) -> None:
+        """Celery logs "ready." once it consumes; tests start only then."""
+        if "worker" not in self.processes:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log("worker"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not become ready:\n{self.log('worker')}")
 
     def start_worker(self) -> None:
         bin_dir = Path(sys.executable).parent
@@ -165,7 +199,8 @@ class Stack:
         )
 
     def stop_process(self, name: str, timeout: float = 15.0) -> None:
-        process = self.processes.pop(name, None)
+        with self._lock:
+            process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
         os.killpg(process.pid, signal.SIGTERM)
@@ -201,6 +236,9 @@ class Stack:
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
         for name in list(self.processes):
             self.stop_process(name)
 
