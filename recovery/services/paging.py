@@ -92,6 +92,24 @@ def on_call_numbers(practice: Practice) -> set[str]:
     return numbers
 
 
+def may_acknowledge(session: Session, practice: Practice, number: str) -> bool:
+    """Whether a text from `number` is a clinician's, to be read as an ACK: the practice's
+    roster and manager today, or anyone a page of this practice went to (someone taken
+    off the roster mid-page can still take the page they were sent)."""
+    if number in on_call_numbers(practice):
+        return True
+    paged = session.scalar(
+        select(Message.id)
+        .where(
+            Message.practice_id == practice.id,
+            Message.kind == "page",
+            Message.to_number == number,
+        )
+        .limit(1)
+    )
+    return paged is not None
+
+
 def page_link(public_base_url: str, code: str) -> str:
     return public_base_url.rstrip("/") + PAGE_LINK_PATH.format(code=code)
 

@@ -120,7 +120,9 @@ def handle_reply(
     inbound.intent = understood.intent.value
     inbound.intent_evidence = understood.evidence[:100]
 
-    if understood.intent is Intent.ACK and inbound.from_number in paging.on_call_numbers(practice):
+    if understood.intent is Intent.ACK and paging.may_acknowledge(
+        session, practice, inbound.from_number
+    ):
         return _acknowledge(session, templates, practice, inbound, understood, now, public_base_url)
 
     episode = _conversation(session, practice, inbound.from_number, now)

@@ -14,9 +14,11 @@ from recovery.domain.phones import national_format
 from recovery.domain.templates import SmsContext, SmsTemplates
 from recovery.models import Direction, Message, MessageStatus, Practice
 
-# The one text that still goes to a number that has just opted out: the carriers' rules
-# require confirming the opt-out.
-OPT_OUT_EXEMPT_KINDS = frozenset({"stop"})
+# Answers that still go to a number that opted out, each one a reply to the patient's own
+# text, never a text we start: the opt-out confirmation (carriers require it), HELP
+# (carriers require an answer to it), and the 911 guidance to a patient who just wrote
+# that it is urgent (safety before convenience).
+OPT_OUT_EXEMPT_KINDS = frozenset({"stop", "help", "urgent"})
 
 
 def queue_text(

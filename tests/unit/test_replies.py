@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -277,3 +277,63 @@ def test_rerouting_a_routed_reply_does_nothing(
             session, templates, CIPHER, stored.message_id, now=FRIDAY_EVENING, public_base_url=BASE
         )
     assert len(first.message_ids) == 1 and again.message_ids == []
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_urgent_from_an_opted_out_patient_still_gets_the_911_guidance_and_pages(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    from recovery.services.outreach import deliver
+    from recovery.sms.base import OutboundSms, SendResult
+
+    class Recorder:
+        name = "recorder"
+        sent: list[OutboundSms] = []
+
+        def send(self, sms: OutboundSms) -> SendResult:
+            self.sent.append(sms)
+            return SendResult(provider_sid=f"SM{len(self.sent):032d}")
+
+    reply(sessions, templates, "STOP", FRIDAY_EVENING)
+    queued = reply(sessions, templates, "BILLING", FRIDAY_EVENING.replace(minute=40))
+    queued += reply(sessions, templates, "chest pain", FRIDAY_EVENING.replace(minute=45))
+    provider = Recorder()
+    outcome = {
+        m.kind: deliver(
+            sessions, provider, m.id, status_callback=None, deadline=timedelta(hours=1)
+        ).status
+        for m in queued
+    }
+    # The billing answer is a text we would start: suppressed. The 911 guidance answers
+    # the patient's own urgent text: it goes, and so does the clinician's page.
+    assert outcome == {"billing": "suppressed", "urgent": "accepted", "page": "accepted"}
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_clinician_taken_off_the_roster_can_still_ack_the_page_they_were_sent(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    from recovery.models import PageStatus, Practice
+
+    [_, page_text] = reply(sessions, templates, "URGENT", FRIDAY_EVENING)
+    code = page_text.body.split("Ref ")[1][:4]
+    with sessions.begin() as session:
+        practice = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        practice.on_call = [{"name": "Nurse Lee", "phone": "+15125550112"}]
+
+    reply(
+        sessions, templates, f"ACK {code}", FRIDAY_EVENING.replace(minute=35), sender="+15125550111"
+    )
+
+    with sessions() as session:
+        page = session.scalars(select(Page)).one()
+        assert page.status is PageStatus.ACKNOWLEDGED
+        assert page.acknowledged_by == "Dr. Rivera"
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_patient_writing_ack_is_not_taken_for_a_clinician(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "ack", FRIDAY_EVENING)
+    assert answer.kind == "reprompt"
