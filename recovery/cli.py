@@ -198,7 +198,9 @@ def run(port: int | None) -> None:
     )
     manager.add_process(
         "worker",
-        f"{bin_dir}/celery -A workers.celery_app worker --loglevel INFO --concurrency 2",
+        # Threads, not processes: a worker mostly waits on the SMS provider.
+        f"{bin_dir}/celery -A workers.celery_app worker --loglevel INFO "
+        "--pool threads --concurrency 4 --queues celery,periodic",
         env=env,
     )
     manager.add_process(

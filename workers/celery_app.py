@@ -15,6 +15,9 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from recovery.config import Settings
 from recovery.log import MaskPhonesFilter, quiet_chatty_loggers
 
+PERIODIC_QUEUE = "periodic"
+PERIODIC_TASKS = ("recovery.sweep", "recovery.escalate_pages", "recovery.follow_up")
+
 
 def make_celery(settings: Settings) -> Celery:
     celery = Celery("recovery", include=["workers.tasks"])
@@ -25,6 +28,10 @@ def make_celery(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 4,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": True,
+        # Periodic jobs have a queue of their own: behind a backlog of texts they expired
+        # unrun (measured at 100 calls/s), and an urgent page must escalate on time
+        # whatever the texts are doing. Workers consume both queues (see the Procfile).
+        "task_routes": {name: {"queue": PERIODIC_QUEUE} for name in PERIODIC_TASKS},
         # A periodic job that waited longer than its interval is superseded by the next.
         "beat_schedule": {
             "sweep-pending-texts": {

@@ -53,6 +53,7 @@ class StackConfig:
     celery_app: str = "workers.celery_app"
     worker_loglevel: str = "INFO"
     worker_pool: str = "prefork"
+    worker_queues: str = "celery,periodic"  # as the Procfile: texts and periodic jobs
     worker_extra_args: list[str] = field(default_factory=list)
     health_path: str = "/healthz"
 
@@ -190,6 +191,8 @@ class Stack:
                 c.worker_pool,
                 "--concurrency",
                 str(c.worker_concurrency),
+                "--queues",
+                c.worker_queues,
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",

@@ -263,3 +263,13 @@ def test_dispatcher_from_settings_writes_the_task_to_the_embedded_broker(
     headers = json.loads(published.read_text())["headers"]
     assert headers["task"] == "recovery.send_text"
     assert headers["argsrepr"] == "[42]"
+
+
+def test_periodic_jobs_have_their_own_queue_so_texts_cannot_starve_them(
+    settings: Settings,
+) -> None:
+    celery = make_celery(settings)
+    routes = celery.conf.task_routes
+    for name in ("recovery.sweep", "recovery.escalate_pages", "recovery.follow_up"):
+        assert routes[name] == {"queue": "periodic"}
+    assert "recovery.send_text" not in routes

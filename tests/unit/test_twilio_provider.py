@@ -205,3 +205,11 @@ def test_every_twilio_message_status_maps_to_one_of_ours() -> None:
     assert TWILIO_STATUSES["undelivered"] is MessageStatus.UNDELIVERED
     assert TWILIO_STATUSES["failed"] is MessageStatus.FAILED
     assert TWILIO_STATUSES["canceled"] is MessageStatus.FAILED
+
+
+def test_the_connection_pool_holds_as_many_connections_as_a_threaded_worker_uses() -> None:
+    from recovery.sms.twilio import POOL_SIZE, TwilioProvider
+
+    provider = TwilioProvider("AC" + "0" * 32, "token")
+    session = provider._client.http_client.session  # type: ignore[attr-defined]
+    assert session.get_adapter("https://api.twilio.com")._pool_maxsize == POOL_SIZE >= 10
