@@ -37,10 +37,20 @@ class Episode(Base):
             postgresql_where=text("joinable"),
             sqlite_where=text("joinable"),
         ),
+        # The recovery report reads one practice's episodes over a period; carrying the
+        # outcome and time-to-first-text in the index answers it from the index alone
+        # (measured on 1,000,000 episodes: 71.8 -> 3.0 ms a practice-quarter, 438 -> 129 ms
+        # all practices over a year; bench/README.md).
+        Index(
+            "ix_episodes_practice_id_opened_at",
+            "practice_id",
+            "opened_at",
+            postgresql_include=["outcome", "time_to_first_text_ms"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
     caller: Mapped[phone]
     status: Mapped[EpisodeStatus] = mapped_column(
         enum_column(EpisodeStatus), default=EpisodeStatus.OPEN
