@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from requests.adapters import HTTPAdapter
+import threading
+
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -18,9 +19,6 @@ PERMANENT_CODES = frozenset(
 )
 
 
-POOL_SIZE = 32  # connections kept to the API: at least the worker's concurrency
-
-
 class TwilioProvider:
     name = "twilio"
 
@@ -31,27 +29,35 @@ class TwilioProvider:
         api_base_url: str = "",
         timeout_s: float = 10.0,
     ) -> None:
-        http_client = TwilioHttpClient(timeout=timeout_s)
-        # twilio sizes its pool by CPU count (6 connections on 2 cores); a threaded worker
-        # sends from more threads than that, and discarded connections cost a TLS
-        # handshake each (measured: "Connection pool is full" bursts at 16 threads).
-        assert http_client.session is not None
-        for scheme in ("https://", "http://"):
-            http_client.session.mount(scheme, HTTPAdapter(pool_maxsize=POOL_SIZE))
-        self._client = Client(account_sid, auth_token, http_client=http_client)
-        if api_base_url:
-            # A Twilio-compatible API (SignalWire, a test double): edge and region would
-            # rewrite the host back to *.twilio.com, so they must be unset.
-            self._client.api.base_url = api_base_url
-            self._client.edge = None
-            self._client.region = None
+        self._account_sid = account_sid
+        self._auth_token = auth_token
+        self._api_base_url = api_base_url
+        self._timeout_s = timeout_s
+        # One client per thread: twilio's HTTP client keeps the last response on itself and
+        # returns it from there, so two threads sharing one can each get the other's
+        # answer (and the same message sid). A threaded worker sends from many threads.
+        self._local = threading.local()
+
+    def client(self) -> Client:
+        client: Client | None = getattr(self._local, "client", None)
+        if client is None:
+            http_client = TwilioHttpClient(timeout=self._timeout_s)
+            client = Client(self._account_sid, self._auth_token, http_client=http_client)
+            if self._api_base_url:
+                # A Twilio-compatible API (SignalWire, a test double): edge and region
+                # would rewrite the host back to *.twilio.com, so they must be unset.
+                client.api.base_url = self._api_base_url
+                client.edge = None
+                client.region = None
+            self._local.client = client
+        return client
 
     def send(self, sms: OutboundSms) -> SendResult:
         params = {"to": sms.to_number, "from_": sms.from_number, "body": sms.body}
         if sms.status_callback:
             params["status_callback"] = sms.status_callback
         try:
-            message = self._client.messages.create(**params)
+            message = self.client().messages.create(**params)
         except TwilioRestException as exc:
             raise classify_error(exc) from exc
         except TwilioException as exc:  # connection errors, timeouts

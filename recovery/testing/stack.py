@@ -39,7 +39,7 @@ class StackConfig:
     webhook_secret: str
     web_workers: int = 2
     web_threads: int = 4
-    worker_concurrency: int = 2
+    worker_concurrency: int = 4
     sweep_interval_s: float = 0.5
     sweep_grace_s: float = 1.0
     beat: bool = True
@@ -52,7 +52,7 @@ class StackConfig:
     web_extra_args: list[str] = field(default_factory=list)
     celery_app: str = "workers.celery_app"
     worker_loglevel: str = "INFO"
-    worker_pool: str = "prefork"
+    worker_pool: str = "threads"  # as the Procfile
     worker_queues: str = "celery,periodic"  # as the Procfile: texts and periodic jobs
     worker_extra_args: list[str] = field(default_factory=list)
     health_path: str = "/healthz"

@@ -207,9 +207,17 @@ def test_every_twilio_message_status_maps_to_one_of_ours() -> None:
     assert TWILIO_STATUSES["canceled"] is MessageStatus.FAILED
 
 
-def test_the_connection_pool_holds_as_many_connections_as_a_threaded_worker_uses() -> None:
-    from recovery.sms.twilio import POOL_SIZE, TwilioProvider
+def test_each_thread_gets_its_own_client_because_twilios_is_not_thread_safe() -> None:
+    import threading
 
-    provider = TwilioProvider("AC" + "0" * 32, "token")
-    session = provider._client.http_client.session  # type: ignore[attr-defined]
-    assert session.get_adapter("https://api.twilio.com")._pool_maxsize == POOL_SIZE >= 10
+    from recovery.sms.twilio import TwilioProvider
+
+    provider = TwilioProvider("AC" + "0" * 32, "token", api_base_url="http://127.0.0.1:9")
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(provider.client()))
+    thread.start()
+    thread.join()
+
+    assert provider.client() is provider.client()  # reused within a thread
+    assert seen[0] is not provider.client()
+    assert seen[0].api.base_url == "http://127.0.0.1:9"  # type: ignore[attr-defined]
