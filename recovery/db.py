@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -105,6 +106,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def insert_unique(session: Session, row: Base) -> bool:
+    """Insert `row` in a savepoint; False, and nothing inserted, if a unique constraint says
+    it exists already. The constraint decides, not a SELECT beforehand, so two concurrent
+    duplicates (a retried webhook, two calls at once) cannot both get in."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
 
 
 @contextmanager

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from recovery.db import insert_unique
 from recovery.models import AuditAction, Practice, Role, User
 from recovery.services.audit import record
 
@@ -91,11 +91,8 @@ def create_user(
         practice_id=practice_id,
         active=True,
     )
-    try:
-        with session.begin_nested():
-            session.add(user)
-    except IntegrityError:
-        raise AccountError(f"a user {email} exists already") from None
+    if not insert_unique(session, user):
+        raise AccountError(f"a user {email} exists already")
     return user
 
 

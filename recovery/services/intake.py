@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery.db import insert_unique
 from recovery.domain.calls import CallReport, screen_call
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
@@ -87,10 +87,7 @@ def record_call(
         received_at=now,
         raw_payload=report.raw_payload,
     )
-    try:
-        with session.begin_nested():
-            session.add(call)
-    except IntegrityError:
+    if not insert_unique(session, call):
         # The provider retried, or sent the same call to two endpoints: already handled.
         return IntakeResult(duplicate=True, practice_id=practice.id)
 
@@ -170,10 +167,7 @@ def join_or_open_episode(
             call_count=1 if is_call else 0,
             reply_deadline_at=now + timedelta(hours=practice.reply_window_h),
         )
-        try:
-            with session.begin_nested():
-                session.add(episode)
-        except IntegrityError:
+        if not insert_unique(session, episode):
             continue  # another call opened it a moment ago: join that one
         return episode, False
     raise RuntimeError("could not open or join an episode")  # pragma: no cover

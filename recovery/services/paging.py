@@ -39,9 +39,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from recovery.db import insert_unique
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -279,18 +279,12 @@ def _everyone(roster: list[dict[str, Any]], manager: dict[str, Any] | None) -> l
 def _insert_page(session: Session, **fields: Any) -> Page:
     """Insert a page with a fresh code: a query finds a free one, the unique constraint
     settles a race with another transaction that picked the same code at the same time."""
-    for attempt in range(MAX_INSERT_ATTEMPTS):
+    for _ in range(MAX_INSERT_ATTEMPTS):
         page = Page(code=_free_code(session), **fields)
-        try:
-            with session.begin_nested():
-                session.add(page)
-        except IntegrityError:
-            if attempt == MAX_INSERT_ATTEMPTS - 1:
-                raise
-            log.warning("page code %s was taken concurrently; drawing another", page.code)
-            continue
-        return page
-    raise AssertionError("unreachable")  # pragma: no cover
+        if insert_unique(session, page):
+            return page
+        log.warning("page code %s was taken concurrently; drawing another", page.code)
+    raise RuntimeError(f"no page code could be inserted in {MAX_INSERT_ATTEMPTS} tries")
 
 
 def _free_code(session: Session) -> str:

@@ -17,10 +17,10 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
+from recovery.db import insert_unique
 from recovery.domain.intents import Classification, Intent, classify
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates, callback_phrase
@@ -91,10 +91,7 @@ def record_inbound(
         created_at=now,
         status_updated_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
+    if not insert_unique(session, message):
         return InboundResult(duplicate=True)
     return InboundResult(duplicate=False, message_id=message.id)
 
