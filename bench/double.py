@@ -27,6 +27,7 @@ class ReceivedText:
     from_: str
     received_at: float
     status: int
+    body: str = ""
 
 
 def serve(account_sid: str, auth_token: str, delay_s: float) -> None:
@@ -53,7 +54,13 @@ def serve(account_sid: str, auth_token: str, delay_s: float) -> None:
             elif command == "texts":
                 answer(
                     [
-                        [r.form.get("To", ""), r.form.get("From", ""), r.received_at, r.status]
+                        [
+                            r.form.get("To", ""),
+                            r.form.get("From", ""),
+                            r.received_at,
+                            r.status,
+                            r.form.get("Body", ""),
+                        ]
                         for r in double.messages()
                     ]
                 )
@@ -108,7 +115,10 @@ class DoubleProcess:
         return int(self._ask("count"))
 
     def texts(self) -> list[ReceivedText]:
-        return [ReceivedText(str(a), str(b), float(c), int(d)) for a, b, c, d in self._ask("texts")]
+        return [
+            ReceivedText(str(a), str(b), float(c), int(d), str(e))
+            for a, b, c, d, e in self._ask("texts")
+        ]
 
     def server_errors(self) -> list[str]:
         return [str(e) for e in self._ask("errors")]

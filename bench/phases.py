@@ -29,7 +29,17 @@ from bench.double import DoubleProcess, ReceivedText
 from bench.load import Outcome, Saturation, closed_loop, open_loop, open_loop_calls
 from bench.practices import BenchPractice, CallerNumbers
 from bench.procstats import ProcessMonitor, Root, Tracked, machine_busy_s, numbered_roles
-from bench.scenarios import BareRequests, MissedCalls, PlannedRequest, Secrets
+from bench.scenarios import (
+    REPLY_KINDS,
+    REPLY_MARKERS,
+    BareRequests,
+    MissedCalls,
+    PlannedRequest,
+    ReplyTarget,
+    ReplyToAction,
+    Secrets,
+    reply_expectations,
+)
 from bench.stats import Summary, summarize
 from recovery.testing.stack import Stack, StackConfig
 
@@ -53,6 +63,8 @@ class StackSettings:
     sweep_interval_s: float = 2.0  # the product's defaults (recovery.config), not the tests'
     sweep_grace_s: float = 3.0
     log_level: str = "INFO"
+    # As the Procfile: the texts' queue and the beat jobs' own queue, on the one worker.
+    worker_queues: str = "celery,periodic"
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,9 @@ class WebhookPhase:
     # Texts the beat sweeper re-queued (their first task had not run within the grace
     # period): each is a duplicate task on an already loaded queue.
     sweeper_requeued: int = 0
+    # Beat's periodic jobs (sweep, escalate_pages, follow_up) the worker discarded because
+    # they had expired in the queue (finding 1 of bench/README.md): 0 when they are not starved.
+    periodic_discarded: int = 0
     holds: bool = False
 
     @property
@@ -113,6 +128,57 @@ class WebhookPhase:
     @property
     def cpu_ms_per_call(self) -> float | None:
         return self.stack_cpu_s * 1000 / self.sent if self.sent else None
+
+
+@dataclass
+class ReplyKindResult:
+    kind: str
+    expected: int
+    arrived: int
+    latency: Summary | None  # inbound SMS sent -> the answer's Messages.json at the double
+    # Answers that never arrived: "caller ...1234: <texts the number got after the reply>".
+    missing_details: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        return self.expected - self.arrived
+
+
+@dataclass
+class ReplyPhase:
+    """Patients answering their first text, open loop, alongside new missed calls."""
+
+    reply_rate: float
+    call_rate: float  # new missed calls per second sent between the replies
+    duration_s: float
+    seeded: int  # callers who got a first text before the replies started
+    sent: int  # inbound SMS webhooks
+    errors: int
+    error_examples: list[str]
+    ack: Summary | None  # the inbound SMS webhook's acknowledgement
+    kinds: list[ReplyKindResult]
+    calls_sent: int
+    calls_errors: int
+    call_texts_expected: int
+    call_texts_arrived: int
+    ttft: Summary | None  # the new calls' first texts, meanwhile
+    lateness: Summary | None
+    seed_missing: int = 0  # seeded callers whose first text never came (no reply sent)
+
+    @property
+    def total_rate(self) -> float:
+        return self.reply_rate + self.call_rate
+
+    @property
+    def missing(self) -> int:
+        return (
+            sum(k.missing for k in self.kinds)
+            + (self.call_texts_expected - self.call_texts_arrived)
+            + self.seed_missing
+        )
+
+    def kind(self, name: str) -> ReplyKindResult | None:
+        return next((k for k in self.kinds if k.kind == name), None)
 
 
 @dataclass
@@ -236,6 +302,7 @@ class Bench:
             web_threads=s.web_threads,
             worker_concurrency=s.worker_concurrency,
             worker_pool=s.worker_pool,
+            worker_queues=s.worker_queues,
             sweep_interval_s=s.sweep_interval_s,
             sweep_grace_s=s.sweep_grace_s,
             extra_env={"PYTHONPATH": str(ROOT), "LOG_LEVEL": s.log_level},
@@ -326,6 +393,7 @@ class Bench:
                 proc_rows(tracked),
             )
             phase.sweeper_requeued = _sweeper_requeued(stack.config.var_dir / "worker.log")
+            phase.periodic_discarded = _periodic_discarded(stack.config.var_dir / "worker.log")
             _keep_logs(stack, self.logs_dir / f"recovery-{rate:g}")
             if phase.missing_texts:
                 phase.missing_details = _missing_details(
@@ -340,6 +408,74 @@ class Bench:
         phase.untracked_cpu_s = round(
             max(0.0, monitor.machine_busy_s - sum(p.cpu_s for p in phase.processes)), 1
         )
+        return phase
+
+    def replies(
+        self,
+        reply_rate: float,
+        call_rate: float,
+        duration_s: float,
+        drain_timeout_s: float,
+        urgent_every: int = 10,
+    ) -> ReplyPhase:
+        """Reply-to-action latency on a fresh stack: first `reply_rate * duration_s` missed
+        calls (at twice the reply rate) whose first texts must all arrive; then, open loop
+        for `duration_s`, each of those callers answers the line that texted them (BOOK, or
+        URGENT for one in `urgent_every`, at most one per practice so that a page is matched
+        to its reply), interleaved with new missed calls at `call_rate`."""
+        replies = max(1, round(reply_rate * duration_s))
+        calls = round(call_rate * duration_s)
+        with self.running_stack("stack-replies") as (stack, database_url):
+            self.warm_up(stack)
+            scenario = self._missed_calls(stack)
+            base = 10_000_000  # call indexes of their own (call sids stay unique)
+            seed_requests = [scenario.build(base + i) for i in range(replies)]
+            seed_outcomes = open_loop(stack.base_url, seed_requests, reply_rate * 2)
+            seed_ok = [o for o in seed_outcomes if o.ok]
+            self._wait_for_texts(len(seed_ok), drain_timeout_s)
+            texted = texts_by_number(self.double.texts())
+            seeds: list[ReplyTarget] = []
+            for o in seed_ok:
+                if o.expect_to is None or o.expect_to not in texted:
+                    continue
+                practice, line = scenario.line_for(base + o.index)
+                seeds.append(ReplyTarget(o.expect_to, line, practice.on_call, practice.slug, ""))
+            seed_missing = len(seed_requests) - len(seeds)
+            targets = _reply_targets(seeds, urgent_every)
+            reply_scenario = ReplyToAction(stack.base_url, SECRETS, targets)
+            planned: list[PlannedRequest] = []
+            reply_at: dict[int, ReplyTarget] = {}  # open-loop index -> the reply's target
+            call_index = base + replies
+            # Replies and new calls interleaved evenly, in one open loop at the total rate.
+            total = len(targets) + calls
+            for slot in range(total):
+                reply_due = len(reply_at) < len(targets) and (
+                    calls == 0 or (len(reply_at) + 0.5) / len(targets) <= (slot + 1) / total
+                )
+                if reply_due or call_index >= base + replies + calls:
+                    reply_at[len(planned)] = targets[len(reply_at)]
+                    planned.append(reply_scenario.build(len(reply_at) - 1))
+                else:
+                    planned.append(scenario.build(call_index))
+                    call_index += 1
+            self.double.reset()
+            self.wait_for_quiet(max_wait_s=10.0)
+            outcomes = open_loop(stack.base_url, planned, reply_rate + call_rate)
+            expected = sum(
+                len(reply_expectations(reply_at[o.index])) if o.index in reply_at else 1
+                for o in outcomes
+                if o.ok
+            )
+            self._wait_for_texts(expected, drain_timeout_s)
+            time.sleep(1.0)
+            texts = [t for t in self.double.texts() if t.status < 300]
+            _keep_logs(stack, self.logs_dir / "recovery-replies")
+            phase = _reply_phase(
+                reply_rate, call_rate, duration_s, len(seeds), outcomes, reply_at, texts
+            )
+            phase.seed_missing = seed_missing
+            if phase.missing:
+                self.log(f"  worker log tail:\n{stack.log('worker')[-2000:]}")
         return phase
 
     def stack_saturation(self, concurrency: int, duration_s: float) -> list[SaturationResult]:
@@ -384,6 +520,7 @@ class Bench:
         config = self.stack_config(self.admin_url, self.work_dir / "baselines")
         config.web_app = "bench.baselines:create_bare_app()"
         config.celery_app = "bench.noop_worker"
+        config.worker_queues = NOOP_QUEUE  # the no-op tasks' own queue, nothing else
         config.beat = False
         stack = Stack(config)
         try:
@@ -530,6 +667,97 @@ def _webhook_phase(
     return phase
 
 
+def _reply_targets(seeds: list[ReplyTarget], urgent_every: int) -> list[ReplyTarget]:
+    """BOOK for most; URGENT for every `urgent_every`-th reply, taking the next caller of a
+    practice that has had no URGENT yet (its page goes to that practice's on-call number,
+    and a second page there would be ambiguous)."""
+    remaining = list(seeds)
+    paged: set[str] = set()
+    targets = []
+    for i in range(len(seeds)):
+        pick, body = 0, "BOOK"
+        if urgent_every and i % urgent_every == min(3, urgent_every - 1):
+            found = next((j for j, s in enumerate(remaining) if s.practice not in paged), None)
+            if found is not None:
+                pick, body = found, "URGENT"
+        seed = remaining.pop(pick)
+        if body == "URGENT":
+            paged.add(seed.practice)
+        targets.append(ReplyTarget(seed.caller, seed.line, seed.on_call, seed.practice, body))
+    return targets
+
+
+def _reply_phase(
+    reply_rate: float,
+    call_rate: float,
+    duration_s: float,
+    seeded: int,
+    outcomes: list[Outcome],
+    reply_at: dict[int, ReplyTarget],
+    texts: list[ReceivedText],
+) -> ReplyPhase:
+    by_number: dict[str, list[ReceivedText]] = defaultdict(list)
+    for t in texts:
+        by_number[t.to].append(t)
+    for received in by_number.values():
+        received.sort(key=lambda t: t.received_at)
+    replies = [o for o in outcomes if o.index in reply_at]
+    calls = [o for o in outcomes if o.index not in reply_at]
+    latencies: dict[str, list[float]] = {k: [] for k in REPLY_KINDS}
+    expected: dict[str, int] = dict.fromkeys(REPLY_KINDS, 0)
+    missing: dict[str, list[str]] = {k: [] for k in REPLY_KINDS}
+    for o in replies:
+        if not o.ok:
+            continue
+        for kind, number in reply_expectations(reply_at[o.index]):
+            expected[kind] += 1
+            marker = REPLY_MARKERS[kind]
+            after = [t for t in by_number.get(number, []) if t.received_at >= o.sent_wall - 0.001]
+            answer = next((t for t in after if marker in t.body), None)
+            if answer is None:
+                got = "; ".join(repr(t.body[:60]) for t in after) or "nothing"
+                missing[kind].append(f"...{number[-4:]} got {got}")
+            else:
+                latencies[kind].append((answer.received_at - o.sent_wall) * 1000)
+    kinds = [
+        ReplyKindResult(k, expected[k], len(latencies[k]), summarize(latencies[k]), missing[k][:5])
+        for k in REPLY_KINDS
+        if expected[k]
+    ]
+    ttft = []
+    call_ok = [o for o in calls if o.ok]
+    for o in call_ok:
+        first = next(
+            (
+                t
+                for t in by_number.get(o.expect_to or "", [])
+                if t.received_at >= o.sent_wall - 0.001
+            ),
+            None,
+        )
+        if first is not None:
+            ttft.append((first.received_at - o.sent_wall) * 1000)
+    errors, examples = _errors(replies)
+    call_errors, _ = _errors(calls)
+    return ReplyPhase(
+        reply_rate=reply_rate,
+        call_rate=call_rate,
+        duration_s=duration_s,
+        seeded=seeded,
+        sent=len(replies),
+        errors=errors,
+        error_examples=examples,
+        ack=summarize(_ok_latencies(replies)),
+        kinds=kinds,
+        calls_sent=len(calls),
+        calls_errors=call_errors,
+        call_texts_expected=len(call_ok),
+        call_texts_arrived=len(ttft),
+        ttft=summarize(ttft),
+        lateness=summarize([o.lateness_ms for o in outcomes]),
+    )
+
+
 def _saturation(target: str, result: Saturation) -> SaturationResult:
     errors, _ = _errors(result.outcomes)
     return SaturationResult(
@@ -577,6 +805,19 @@ def _sweeper_requeued(worker_log: Path) -> int:
     except OSError:
         return 0
     return sum(int(n) for n in SWEEPER_LINE.findall(text))
+
+
+DISCARDED_LINE = re.compile(
+    r"Discarding revoked task: recovery\.(?:sweep|escalate_pages|follow_up)\b"
+)
+
+
+def _periodic_discarded(worker_log: Path) -> int:
+    try:
+        text = worker_log.read_text(errors="replace")
+    except OSError:
+        return 0
+    return len(DISCARDED_LINE.findall(text))
 
 
 def _keep_logs(stack: Stack, folder: Path) -> None:

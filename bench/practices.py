@@ -36,6 +36,12 @@ class BenchPractice:
     timezone: str
     visit_value: int
 
+    @property
+    def on_call(self) -> str:
+        """The first (and only) number on the practice's on-call roster: an urgent reply's
+        page goes there. One per practice, so a page is matched to its practice."""
+        return self.forward_to
+
 
 def practice_numbers(index: int) -> tuple[str, str]:
     """Two lines per practice in the 555-01XX range (fictional, yet valid for phonenumbers):
@@ -78,7 +84,7 @@ def write_practices_file(path: Path, practices: list[BenchPractice]) -> Path:
                 "hours": ALL_DAY,
                 "booking_url": f"https://book.example.com/{p.slug}",
                 "visit_value": p.visit_value,
-                "on_call": [{"name": "Dr. Bench", "phone": p.forward_to}],
+                "on_call": [{"name": "Dr. Bench", "phone": p.on_call}],
             }
             for p in practices
         ]

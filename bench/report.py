@@ -10,6 +10,7 @@ from bench.phases import (
     BaselineResults,
     NoopPhase,
     ProcRow,
+    ReplyPhase,
     SaturationResult,
     StackSettings,
     WebhookPhase,
@@ -17,7 +18,7 @@ from bench.phases import (
 from bench.report_queries import Timing
 from bench.stats import Summary, ratio
 
-REPLY_NOT_BUILT = "n/a (inbound SMS not built yet)"
+REPLY_NOT_MEASURED = "not measured in this run"
 
 # The issue's targets (goals for this 2-core machine, not test assertions).
 TARGET_ACK_RATE, TARGET_ACK_P99_MS = 100.0, 25.0
@@ -51,6 +52,7 @@ class Results:
     report: ReportSection | None
     total_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    replies: ReplyPhase | None = None
 
     @property
     def highest_holding_rate(self) -> float | None:
@@ -65,6 +67,11 @@ class Results:
 
     def noop(self, rate: float) -> NoopPhase | None:
         return next((n for n in self.baselines.noop if n.rate == rate), None)
+
+    def noop_at_or_below(self, rate: float) -> NoopPhase | None:
+        """The no-op baseline at `rate`, else at the highest baseline rate below it."""
+        below = [n for n in self.baselines.noop if n.rate <= rate]
+        return max(below, key=lambda n: n.rate) if below else None
 
     @property
     def web_saturation(self) -> SaturationResult | None:
@@ -81,7 +88,9 @@ class Results:
 
     @property
     def all_texts_arrived(self) -> bool:
-        return all(p.missing_texts == 0 and p.errors == 0 for p in self.phases)
+        return all(p.missing_texts == 0 and p.errors == 0 for p in self.phases) and (
+            self.replies is None or (self.replies.missing == 0 and self.replies.errors == 0)
+        )
 
 
 def ms(value: float | None) -> str:
@@ -167,7 +176,10 @@ def _settings(r: Results) -> str:
     s = r.settings
     rows = [
         ["gunicorn", f"{s.web_workers} workers × {s.web_threads} threads (gthread)"],
-        ["Celery worker", f"pool {s.worker_pool}, concurrency {s.worker_concurrency}"],
+        [
+            "Celery worker",
+            f"pool {s.worker_pool}, concurrency {s.worker_concurrency}, queues {s.worker_queues}",
+        ],
         ["Celery beat", f"sweeper every {s.sweep_interval_s:g} s, grace {s.sweep_grace_s:g} s"],
         ["Twilio double", f"answers 201 after {s.double_delay_ms:g} ms, in its own process"],
         ["log level", s.log_level],
@@ -261,6 +273,7 @@ def _ttft_section(r: Results) -> str:
             *_summary_cells(p.server_ttft),
             str(p.still_pending),
             str(p.sweeper_requeued),
+            str(p.periodic_discarded),
         ]
         for p in r.phases
     ]
@@ -284,11 +297,93 @@ def _ttft_section(r: Results) -> str:
                 "max",
                 "still pending at the end",
                 "re-queued by the sweeper",
+                "periodic jobs discarded (expired)",
             ],
             server_rows,
         )
         + ("\n\n" + "\n".join(missing) if missing else "")
     )
+
+
+def _reply_headline(r: Results) -> str:
+    rp = r.replies
+    if rp is None:
+        return f"Reply-to-action latency: {REPLY_NOT_MEASURED}."
+    parts = [
+        f"{k.kind} p50 {ms(k.latency.p50)} / p99 {ms(k.latency.p99)} ms"
+        if k.latency
+        else f"{k.kind}: none arrived"
+        for k in rp.kinds
+    ]
+    return (
+        f"Reply-to-action latency ({rp.reply_rate:g} replies/s with {rp.call_rate:g} new "
+        "missed calls/s): " + "; ".join(parts) + "."
+    )
+
+
+def _reply_section(r: Results) -> str:
+    rp = r.replies
+    if rp is None:
+        return REPLY_NOT_MEASURED + "."
+    noop_phase = r.noop_at_or_below(rp.total_rate)
+    n = noop_phase.latency if noop_phase else None
+    rows = []
+    for k in rp.kinds:
+        s = k.latency
+        rows.append(
+            [
+                k.kind,
+                f"{k.arrived}/{k.expected}",
+                *(_summary_cells(s)[1:]),
+                times(ratio(s.p50 if s else None, n.p50 if n else None)),
+                times(ratio(s.p99 if s else None, n.p99 if n else None)),
+            ]
+        )
+    rows.append(
+        [
+            "the new missed calls meanwhile: first text",
+            f"{rp.call_texts_arrived}/{rp.call_texts_expected}",
+            *(_summary_cells(rp.ttft)[1:]),
+            times(ratio(rp.ttft.p50 if rp.ttft else None, n.p50 if n else None)),
+            times(ratio(rp.ttft.p99 if rp.ttft else None, n.p99 if n else None)),
+        ]
+    )
+    header = ["action", "arrived", "p50", "p95", "p99", "max", "p50 / no-op", "p99 / no-op"]
+    baseline = f"{noop_phase.rate:g}/s" if noop_phase else "–"
+    ack = rp.ack
+    lines = [
+        f"A fresh stack; {rp.seeded} callers each got their first text (missed calls at "
+        f"{2 * rp.reply_rate:g}/s, all texts waited for); then, open loop for "
+        f"{rp.duration_s:g} s, each of them answered the line that texted them with a signed "
+        f"Twilio inbound SMS (`POST /webhooks/twilio/sms`) at {rp.reply_rate:g}/s, BOOK for "
+        "most and URGENT for one in ten (at most one per practice: its page goes to that "
+        f"practice's on-call number), interleaved with {rp.call_rate:g} new missed calls/s. "
+        "Latency is from the inbound SMS leaving the generator to the answer's `Messages.json` "
+        "request reaching the double (the first text to that number after the reply that "
+        "carries the template's words: *book your visit*, *911*, *URGENT*). Ratios are to the "
+        f"Celery no-op round trip at {baseline} (the baseline rate at or below the total "
+        f"{rp.total_rate:g}/s).",
+        table(header, rows),
+        f"Inbound SMS webhook acknowledgement: {_fmt_summary(ack)}; {rp.errors} of {rp.sent} "
+        f"failed{': ' + ', '.join(rp.error_examples) if rp.error_examples else ''}. "
+        f"Generator lateness: {_fmt_summary(rp.lateness)}.",
+    ]
+    missing = [
+        f"- {k.missing} {k.kind} never arrived: " + "; ".join(k.missing_details)
+        for k in rp.kinds
+        if k.missing
+    ]
+    if rp.seed_missing:
+        missing.append(f"- {rp.seed_missing} caller(s) never got a first text (no reply sent)")
+    if missing:
+        lines.append("\n".join(missing))
+    return "\n\n".join(lines)
+
+
+def _fmt_summary(s: Summary | None) -> str:
+    if s is None:
+        return "no samples"
+    return f"n={s.count}, p50 {ms(s.p50)}, p95 {ms(s.p95)}, p99 {ms(s.p99)}, max {ms(s.max)} ms"
 
 
 def _highest(r: Results) -> str:
@@ -357,6 +452,10 @@ def _lateness(r: Results) -> str:
         rows.append([f"celery no-op {n.rate:g}/s", *_summary_cells(n.lateness)])
     for p in r.phases:
         rows.append([f"recovery {p.rate:g}/s", *_summary_cells(p.lateness)])
+    if r.replies is not None:
+        rows.append(
+            [f"replies + calls {r.replies.total_rate:g}/s", *_summary_cells(r.replies.lateness)]
+        )
     return (
         "How late each request left compared with its schedule (ms). The generator shares the "
         "two cores with everything it measures; a late send is load the stack did not get, "
@@ -463,7 +562,8 @@ def _report_section(r: Results) -> str:
         f"One practice = the largest ({rep.largest_practice_episodes:,} episodes in all); the "
         "quarter is 2026-Q4 and the year 2026, each in the practice's time zone. Median of "
         f"{rep.runs} runs after one warm-up run; the SQL is `bench/report_queries.py`. The "
-        "indexes after the first row are created in the benchmark database only.\n\n"
+        "first row is the schema as migrated; the later rows replace its index with what it "
+        "replaced, in the benchmark database only.\n\n"
         + table(["query", "indexes", "median ms", "runs ms", "episodes", "plan"], rows)
     )
 
@@ -479,7 +579,7 @@ def render(r: Results) -> str:
         table(["target (2 cores)", "measured", ""], targets(r)),
         f"Highest missed-call rate held (every text arrived, p99 time-to-first-text < "
         f"{HOLD_P99_MS:g} ms): **{'none' if held is None else f'{held:g}/s'}**. "
-        f"Reply-to-action latency: {REPLY_NOT_BUILT}.",
+        + _reply_headline(r),
         "## Machine and versions",
         _environment(r.env),
         "## Settings",
@@ -495,7 +595,7 @@ def render(r: Results) -> str:
         "Ratios are to the Celery no-op round trip at the same rate.",
         _ttft_section(r),
         "## Reply-to-action latency",
-        REPLY_NOT_BUILT + ".",
+        _reply_section(r),
         "## Highest missed-call rate held",
         _highest(r),
         "## Throughput (closed loop)",

@@ -30,9 +30,8 @@ from bench.generate_history import generate
 from bench.infra import fresh_database
 from bench.phases import SECRETS, Bench, StackSettings, WebhookPhase, _fmt
 from bench.practices import make_practices, write_practices_file
-from bench.report import REPLY_NOT_BUILT, ReportSection, Results, render
+from bench.report import ReportSection, Results, render
 from bench.report_queries import ReportQuery, benchmark
-from bench.scenarios import ReplyToAction
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results.md"
@@ -65,6 +64,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="do not try rates above the last one when it holds",
     )
+    parser.add_argument(
+        "--reply-rate", type=float, default=5.0, help="inbound SMS replies per second"
+    )
+    parser.add_argument(
+        "--reply-call-rate",
+        type=float,
+        default=5.0,
+        help="new missed calls per second sent between the replies",
+    )
+    parser.add_argument("--reply-duration", type=float, help="seconds of replies (full: 30)")
+    parser.add_argument("--skip-replies", action="store_true")
     parser.add_argument("--saturation-duration", type=float, help="closed-loop seconds")
     parser.add_argument("--saturation-clients", type=int, default=16)
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for late texts")
@@ -91,6 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args.duration = args.duration or (5.0 if quick else 60.0)
     args.baseline_duration = args.baseline_duration or (3.0 if quick else 30.0)
+    args.reply_duration = args.reply_duration or (3.0 if quick else 30.0)
     args.saturation_duration = args.saturation_duration or (2.0 if quick else 10.0)
     args.drain_timeout = args.drain_timeout or (30.0 if quick else 60.0)
     args.episodes = args.episodes or (20_000 if quick else 1_000_000)
@@ -197,6 +208,23 @@ def main(argv: list[str] | None = None) -> int:
                 args.saturation_clients,
             )
             phases = run_phases(bench, args)
+            replies = None
+            if not args.skip_replies:
+                log(
+                    f"replies: {args.reply_rate:g}/s for {args.reply_duration:g} s with "
+                    f"{args.reply_call_rate:g} new missed calls/s ..."
+                )
+                replies = bench.replies(
+                    args.reply_rate, args.reply_call_rate, args.reply_duration, args.drain_timeout
+                )
+                for kind in replies.kinds:
+                    log(f"  {kind.kind}: {kind.arrived}/{kind.expected}, {_fmt(kind.latency)}")
+                    for line in kind.missing_details:
+                        log(f"  missing answer: {line}")
+                log(
+                    f"  new calls' first texts: {replies.call_texts_arrived}/"
+                    f"{replies.call_texts_expected}; {replies.errors} reply webhook errors"
+                )
             clients, seconds = args.saturation_clients, args.saturation_duration
             log(f"throughput: {clients} clients for {seconds:g} s ...")
             saturation = bench.stack_saturation(args.saturation_clients, args.saturation_duration)
@@ -224,9 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         stack_saturation=saturation,
         report=report,
         total_s=time.perf_counter() - started,
+        replies=replies,
     )
-    if not ReplyToAction.available:
-        results.notes.append(f"Reply-to-action latency: {REPLY_NOT_BUILT}.")
     if server_errors:
         results.notes.append(f"The Twilio double raised {len(server_errors)} error(s).")
     markdown = render(results)
@@ -238,11 +265,19 @@ def main(argv: list[str] | None = None) -> int:
     log(f"wrote {args.output} (raw figures: {raw})")
 
     failed = [p for p in phases if p.missing_texts or p.errors or p.duplicate_texts]
-    if args.quick and failed:
+    replies_failed = replies is not None and bool(
+        replies.missing or replies.errors or replies.calls_errors
+    )
+    if args.quick and (failed or replies_failed):
         for p in failed:
             log(
                 f"FAILED at {p.rate:g}/s: {p.missing_texts} text(s) missing, {p.errors} webhook "
                 f"error(s), {p.duplicate_texts} duplicate(s)"
+            )
+        if replies is not None and replies_failed:
+            log(
+                f"FAILED replies: {replies.missing} answer(s) or text(s) missing, "
+                f"{replies.errors} inbound SMS error(s), {replies.calls_errors} call error(s)"
             )
         return 1
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,6 +25,7 @@ DIAL_STATUS = "/webhooks/twilio/voice/dial-status"
 CALL_STATUS = "/webhooks/twilio/voice/status"
 GENERIC = "/webhooks/calls/missed"
 BARE = "/noop"
+INBOUND_SMS = "/webhooks/twilio/sms"
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,13 @@ class MissedCalls:
         self.callers = callers
         self._validator = RequestValidator(secrets.auth_token)
 
-    def build(self, index: int) -> PlannedRequest:
+    def line_for(self, index: int) -> tuple[BenchPractice, str]:
+        """The practice and the line call `index` rings."""
         practice = self.practices[(index * 7) % len(self.practices)]
-        line = practice.numbers[(index // len(self.practices)) % len(practice.numbers)]
+        return practice, practice.numbers[(index // len(self.practices)) % len(practice.numbers)]
+
+    def build(self, index: int) -> PlannedRequest:
+        practice, line = self.line_for(index)
         caller = next(self.callers)
         kind = index % 3
         call_sid = f"CA{index:08d}{caller[-10:]}{'0' * 14}"
@@ -152,16 +158,82 @@ class BareRequests:
         return PlannedRequest("bare flask", BARE, body, {"Content-Type": "application/json"}, None)
 
 
+@dataclass(frozen=True)
+class ReplyTarget:
+    """A caller who got a first text from `line` (one of `practice`'s numbers), and what
+    they answer."""
+
+    caller: str
+    line: str
+    on_call: str  # the practice's on-call number: where an URGENT reply's page goes
+    practice: str
+    body: str  # "BOOK" or "URGENT"
+
+    @property
+    def urgent(self) -> bool:
+        return self.body == "URGENT"
+
+
+# What each reply must cause, and how its text is recognised at the double: the kind, the
+# number it goes to, and a phrase of the product's template (recovery/domain/templates.py).
+REPLY_BOOK = "BOOK -> booking link (patient)"
+REPLY_URGENT_GUIDANCE = "URGENT -> 911 guidance (patient)"
+REPLY_URGENT_PAGE = "URGENT -> page (first on-call number)"
+REPLY_KINDS = (REPLY_BOOK, REPLY_URGENT_GUIDANCE, REPLY_URGENT_PAGE)
+REPLY_MARKERS = {
+    REPLY_BOOK: "book your visit",
+    REPLY_URGENT_GUIDANCE: "911",
+    REPLY_URGENT_PAGE: "URGENT",
+}
+
+
+def reply_expectations(target: ReplyTarget) -> list[tuple[str, str]]:
+    """(kind, number) of every text the reply must cause."""
+    if target.urgent:
+        return [(REPLY_URGENT_GUIDANCE, target.caller), (REPLY_URGENT_PAGE, target.on_call)]
+    return [(REPLY_BOOK, target.caller)]
+
+
 class ReplyToAction:
-    """A patient's reply (inbound SMS) -> the reply text, or the page to on-call staff,
-    reaching the double. Needs the inbound-SMS webhook, which does not exist yet: once it
-    does, `build()` posts a signed Twilio inbound-SMS form from a caller who already got a
-    first text (keyword BOOK for a reply, URGENT for a page: `expect_to` is the patient or
-    the on-call number), and the run measures it like time-to-first-text."""
+    """A patient's reply (a signed Twilio inbound SMS to the line that texted them) -> the
+    answer reaching the double: for BOOK the booking link to the patient, for URGENT the
+    911 guidance to the patient and the page to the practice's first on-call number.
+    `expect_to` is the patient; the page is matched by the run (`reply_expectations`)."""
 
     name = "reply -> action"
-    available = False
-    unavailable_reason = "inbound SMS not built yet"
+    available = True
+    unavailable_reason = ""
+
+    def __init__(self, public_base_url: str, secrets: Secrets, targets: list[ReplyTarget]):
+        self.public_base_url = public_base_url
+        self.secrets = secrets
+        self.targets = targets
+        self._validator = RequestValidator(secrets.auth_token)
 
     def build(self, index: int) -> PlannedRequest:
-        raise NotImplementedError(self.unavailable_reason)
+        from urllib.parse import urlencode
+
+        target = self.targets[index]
+        sid = "SM" + uuid.uuid4().hex
+        form = {
+            "ToCountry": "US",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "Body": target.body,
+            "FromCountry": "US",
+            "To": target.line,
+            "NumSegments": "1",
+            "MessageSid": sid,
+            "AccountSid": self.secrets.account_sid,
+            "From": target.caller,
+            "ApiVersion": "2010-04-01",
+        }
+        signature = self._validator.compute_signature(self.public_base_url + INBOUND_SMS, form)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        }
+        label = "inbound sms " + target.body
+        return PlannedRequest(label, INBOUND_SMS, urlencode(form).encode(), headers, target.caller)

@@ -73,3 +73,22 @@ def test_ratio_is_none_without_a_usable_baseline() -> None:
     assert ratio(30.0, 0.0) is None
     assert ratio(None, 10.0) is None
     assert ratio(30.0, None) is None
+
+
+def test_reply_targets_page_at_most_once_per_practice_and_keep_every_caller() -> None:
+    from bench.phases import _reply_targets
+    from bench.scenarios import ReplyTarget
+
+    # 60 callers of 3 practices: one in ten replies wants URGENT, only 3 practices can page.
+    seeds = [
+        ReplyTarget(f"+1212200{i:04d}", "+15125550100", f"+1214555{p:04d}", f"p{p}", "")
+        for i, p in enumerate([i % 3 for i in range(60)])
+    ]
+
+    targets = _reply_targets(seeds, urgent_every=10)
+
+    urgent = [t for t in targets if t.urgent]
+    assert len(urgent) == 3
+    assert len({t.practice for t in urgent}) == 3
+    assert sorted(t.caller for t in targets) == sorted(s.caller for s in seeds)
+    assert {t.body for t in targets} == {"BOOK", "URGENT"}
