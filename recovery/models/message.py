@@ -64,6 +64,8 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
+    # When the sweeper last queued a send task for it (its first task seemed lost).
+    dispatched_at: Mapped[datetime | None]
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[int | None] = mapped_column(Integer)

@@ -144,7 +144,8 @@ def due_for_dispatch(
 
     A fresh text normally reaches a worker through the task the webhook queued; after
     `grace` we assume that task was lost (Redis down at webhook time, a worker killed) and
-    queue it again. A retry is due at its next_attempt_at. A claim older than
+    queue it again, and again every `grace` while it waits. A retry is due at its
+    next_attempt_at. A claim older than
     `stale_claim` belongs to a worker that died mid-send: it goes back to pending, accepting
     the small chance of a second text over the certainty of none.
     """
@@ -157,19 +158,32 @@ def due_for_dispatch(
     )
     if stale.rowcount:
         log.warning("%s message(s) were stuck in sending; re-queued", stale.rowcount)
-    rows = session.scalars(
-        select(Message.id)
-        .where(
-            Message.status == MessageStatus.PENDING,
-            or_(
-                (Message.attempts == 0) & (Message.created_at <= now - grace),
-                (Message.attempts > 0) & (Message.next_attempt_at <= now),
-            ),
+    due = list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.status == MessageStatus.PENDING,
+                or_(
+                    (Message.attempts == 0) & (Message.created_at <= now - grace),
+                    (Message.attempts > 0) & (Message.next_attempt_at <= now),
+                ),
+                # Once re-queued, a text waits another grace period before the next time:
+                # behind a backlog, re-queuing every waiting text at every sweep multiplied
+                # the queue (measured: 24,195 extra tasks for 6,000 texts at 100 calls/s).
+                or_(Message.dispatched_at.is_(None), Message.dispatched_at <= now - grace),
+            )
+            .order_by(Message.next_attempt_at)
+            .limit(limit)
         )
-        .order_by(Message.next_attempt_at)
-        .limit(limit)
     )
-    return list(rows)
+    if due:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(due))
+            .values(dispatched_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return due
 
 
 def record_status(

@@ -442,3 +442,16 @@ def test_repeated_final_status_adds_an_error_code_it_lacked(
 
     assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED, error_code=30003)
     assert status_of(sessions, accepted_sid).error_code == 30003
+
+
+def test_a_text_the_sweeper_requeued_waits_another_grace_before_the_next_requeue(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+
+    assert due(sessions, T0 + GRACE) == [message_id]
+    # Still pending at the next sweeps (a backlog): not queued again, the queue would only
+    # grow; once a whole grace period has passed it is, in case that task was lost too.
+    assert due(sessions, T0 + GRACE + timedelta(seconds=2)) == []
+    assert due(sessions, T0 + GRACE * 2) == [message_id]
+    assert load(sessions, message_id).dispatched_at == T0 + GRACE * 2
