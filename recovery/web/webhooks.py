@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -92,13 +93,17 @@ def _intake(report: CallReport) -> IntakeResult:
 
 
 def _enqueue(runtime: Runtime, result: IntakeResult) -> None:
-    if result.message_id is None:
-        return
+    if result.message_id is not None:
+        _queue(runtime.dispatcher.send_text, result.message_id, "message")
+
+
+def _queue(dispatch: Callable[[int], None], message_id: int, what: str) -> None:
+    """Queue work for a row already committed; a broker failure is only a delay."""
     try:
-        runtime.dispatcher.send_text(result.message_id)
+        dispatch(message_id)
     except Exception as exc:  # noqa: BLE001 - any broker failure means the same thing here
-        # The text is committed as pending; the sweeper sends it once the queue is back.
-        log.warning("message %s not queued (%s); the sweeper will send it", result.message_id, exc)
+        # The row is committed; the sweeper queues it once the broker is back.
+        log.warning("%s %s not queued (%s); the sweeper will pick it up", what, message_id, exc)
 
 
 def _twiml(response: VoiceResponse | MessagingResponse) -> Response:
@@ -265,12 +270,7 @@ def twilio_inbound_sms() -> Response:
             now=utcnow(),
         )
     if result.message_id is not None:
-        try:
-            runtime.dispatcher.handle_reply(result.message_id)
-        except Exception as exc:  # noqa: BLE001 - as in _enqueue: the sweeper has it
-            log.warning(
-                "reply %s not queued (%s); the sweeper will route it", result.message_id, exc
-            )
+        _queue(runtime.dispatcher.handle_reply, result.message_id, "reply")
     # The answer goes out through the worker, so Twilio gets an empty TwiML response.
     return _twiml(MessagingResponse())
 
