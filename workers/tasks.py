@@ -76,18 +76,14 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
 def sweep(self: RecoveryTask) -> int:
     res = self.resources
     settings = res.settings
+    now = utcnow()
+    grace = timedelta(seconds=settings.sweep_grace_s)
     with session_scope(res.sessions) as session:
         due = outreach.due_for_dispatch(
-            session,
-            utcnow(),
-            grace=timedelta(seconds=settings.sweep_grace_s),
-            stale_claim=timedelta(seconds=settings.stale_claim_s),
+            session, now, grace=grace, stale_claim=timedelta(seconds=settings.stale_claim_s)
         )
-        lost_replies = replies.unrouted(
-            session, utcnow(), grace=timedelta(seconds=settings.sweep_grace_s)
-        )
-    for message_id in due:
-        send_text.delay(message_id)
+        lost_replies = replies.unrouted(session, now, grace=grace)
+    _dispatch(due)
     for message_id in lost_replies:
         handle_reply.delay(message_id)
     if due or lost_replies:
