@@ -477,6 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "twilio-double/1"
     sys_version = ""
     timeout = 120  # seconds an idle keep-alive connection is kept
+    # The headers and the body leave in two writes; with Nagle's algorithm the body waited
+    # for the client's delayed ACK, 40 ms on every answer (measured: 48 ms per send against
+    # a double set to answer at once), which no real API adds.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
