@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import utcnow
@@ -41,8 +41,9 @@ def backoff_s(attempts: int) -> float:
 
 
 def claim(session: Session, message_id: int, now: datetime) -> Message | None:
-    claimed = _execute(
-        session,
+    # The conditional UPDATE hands back the claimed row itself (RETURNING): no second
+    # round trip to read what was just claimed, on every text.
+    return session.scalars(
         update(Message)
         .where(
             Message.id == message_id,
@@ -51,11 +52,9 @@ def claim(session: Session, message_id: int, now: datetime) -> Message | None:
             or_(Message.attempts == 0, Message.next_attempt_at <= now),
         )
         .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
-        .execution_options(synchronize_session=False),
-    )
-    if claimed.rowcount != 1:
-        return None
-    return session.get(Message, message_id, populate_existing=True)
+        .returning(Message)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
 
 
 def deliver(
@@ -81,7 +80,7 @@ def deliver(
             message.status_updated_at = now
             return DeliveryResult(message_id, "suppressed")
         sms = OutboundSms(message.from_number, message.to_number, message.body, status_callback)
-        created_at = message.created_at
+        created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
 
     try:
         result = provider.send(sms)
@@ -90,23 +89,42 @@ def deliver(
 
     done = clock()
     with sessions.begin() as session:
-        message = session.get(Message, message_id)
-        assert message is not None
-        message.provider = provider.name
-        message.provider_sid = result.provider_sid
-        message.accepted_at = done
-        if STATUS_RANK[message.status] < STATUS_RANK[MessageStatus.ACCEPTED]:
-            message.status = MessageStatus.ACCEPTED
-            message.status_updated_at = done
-        if message.kind == "first_text" and message.episode_id is not None:
-            episode = session.get(Episode, message.episode_id)
-            if episode is not None and episode.first_text_accepted_at is None:
-                episode.first_text_accepted_at = done
-                episode.time_to_first_text_ms = round(
-                    (done - episode.opened_at).total_seconds() * 1000
+        _record_acceptance(session, message_id, provider.name, result.provider_sid, done)
+        if kind == "first_text" and episode_id is not None:
+            # Measured from the call this text answers (its message was written as the
+            # call was recorded), which for a new episode is the moment it opened.
+            session.execute(
+                update(Episode)
+                .where(Episode.id == episode_id, Episode.first_text_accepted_at.is_(None))
+                .values(
+                    first_text_accepted_at=done,
+                    time_to_first_text_ms=round((done - created_at).total_seconds() * 1000),
                 )
+                .execution_options(synchronize_session=False)
+            )
     log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
     return DeliveryResult(message_id, "accepted")
+
+
+def _record_acceptance(
+    session: Session, message_id: int, provider: str, provider_sid: str, done: datetime
+) -> None:
+    """One UPDATE, no read: the provider took the text. Only a message still pending or
+    sending becomes accepted (the sweeper may have reset a slow claim meanwhile); nothing
+    else moves it back."""
+    not_yet = Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING])
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(
+            provider=provider,
+            provider_sid=provider_sid,
+            accepted_at=done,
+            status=case((not_yet, MessageStatus.ACCEPTED.value), else_=Message.status),
+            status_updated_at=case((not_yet, done), else_=Message.status_updated_at),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _record_failure(
@@ -144,10 +162,17 @@ def due_for_dispatch(
 
     A fresh text normally reaches a worker through the task the webhook queued; after
     `grace` we assume that task was lost (Redis down at webhook time, a worker killed) and
-    queue it again, and again every `grace` while it waits. A retry is due at its
-    next_attempt_at. A claim older than
-    `stale_claim` belongs to a worker that died mid-send: it goes back to pending, accepting
-    the small chance of a second text over the certainty of none.
+    queue it again. After that the wait doubles: a text is queued again once it has waited
+    as long again as it had when last queued (next = now + max(grace, now - created_at)),
+    kept in its next_attempt_at, which a fresh text's claim ignores. Behind a backlog a text
+    waits in the queue, not lost: re-queuing at every sweep cost 24,195 extra tasks for
+    6,000 texts at 100 calls/s, and once per grace still ~20,000; now a 60 s wait is
+    re-queued about 5 times, while a task lost at webhook time is still recovered at grace.
+
+    A retry (attempts > 0) is due at its next_attempt_at, then again once per `grace` while
+    it waits. A claim older than `stale_claim` belongs to a worker that died mid-send: it
+    goes back to pending, due at once as a retry (its last dispatch predates the claim),
+    accepting the small chance of a second text over the certainty of none.
     """
     stale = _execute(
         session,
@@ -158,24 +183,21 @@ def due_for_dispatch(
     )
     if stale.rowcount:
         log.warning("%s message(s) were stuck in sending; re-queued", stale.rowcount)
-    due = list(
-        session.scalars(
-            select(Message.id)
-            .where(
-                Message.status == MessageStatus.PENDING,
-                or_(
-                    (Message.attempts == 0) & (Message.created_at <= now - grace),
-                    (Message.attempts > 0) & (Message.next_attempt_at <= now),
-                ),
-                # Once re-queued, a text waits another grace period before the next time:
-                # behind a backlog, re-queuing every waiting text at every sweep multiplied
-                # the queue (measured: 24,195 extra tasks for 6,000 texts at 100 calls/s).
-                or_(Message.dispatched_at.is_(None), Message.dispatched_at <= now - grace),
-            )
-            .order_by(Message.next_attempt_at)
-            .limit(limit)
+    rows = session.execute(
+        select(Message.id, Message.attempts, Message.created_at)
+        .where(
+            Message.status == MessageStatus.PENDING,
+            Message.next_attempt_at <= now,  # queue_text sets it at creation
+            or_(
+                (Message.attempts == 0) & (Message.created_at <= now - grace),
+                (Message.attempts > 0)
+                & or_(Message.dispatched_at.is_(None), Message.dispatched_at <= now - grace),
+            ),
         )
-    )
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+    ).all()
+    due = [row.id for row in rows]
     if due:
         session.execute(
             update(Message)
@@ -183,6 +205,20 @@ def due_for_dispatch(
             .values(dispatched_at=now)
             .execution_options(synchronize_session=False)
         )
+        # Computed here, not in SQL: SQLite has no timestamp arithmetic. Only while still a
+        # fresh pending text: a worker that claimed and failed it meanwhile set its retry.
+        backoff = [
+            {"id": row.id, "next_attempt_at": now + max(grace, now - row.created_at)}
+            for row in rows
+            if row.attempts == 0
+        ]
+        if backoff:
+            session.execute(
+                update(Message)
+                .where(Message.status == MessageStatus.PENDING, Message.attempts == 0)
+                .execution_options(synchronize_session=False),
+                backoff,
+            )
     return due
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from recovery.models import Practice, PracticeNumber
 from recovery.schemas.practices import PracticeConfig, PracticesFile
@@ -81,8 +81,17 @@ def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None
 
 
 def find_practice_by_number(session: Session, number: str) -> Practice | None:
-    return session.scalar(
-        select(Practice).join(PracticeNumber).where(PracticeNumber.number == number)
+    # Every webhook reads the practice's numbers next (which line was called, is the
+    # caller one of ours): load them with the practice, not in a second round trip.
+    return (
+        session.scalars(
+            select(Practice)
+            .join(PracticeNumber)
+            .where(PracticeNumber.number == number)
+            .options(joinedload(Practice.numbers))
+        )
+        .unique()
+        .first()
     )
 
 

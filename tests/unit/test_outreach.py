@@ -444,14 +444,104 @@ def test_repeated_final_status_adds_an_error_code_it_lacked(
     assert status_of(sessions, accepted_sid).error_code == 30003
 
 
-def test_a_text_the_sweeper_requeued_waits_another_grace_before_the_next_requeue(
+def test_a_text_the_sweeper_requeued_waits_as_long_again_before_the_next_requeue(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     message_id = queue_text(sessions, templates)
 
     assert due(sessions, T0 + GRACE) == [message_id]
+    assert load(sessions, message_id).next_attempt_at == T0 + GRACE * 2
     # Still pending at the next sweeps (a backlog): not queued again, the queue would only
-    # grow; once a whole grace period has passed it is, in case that task was lost too.
+    # grow; once it has waited as long again it is, in case that task was lost too.
     assert due(sessions, T0 + GRACE + timedelta(seconds=2)) == []
     assert due(sessions, T0 + GRACE * 2) == [message_id]
     assert load(sessions, message_id).dispatched_at == T0 + GRACE * 2
+    # Then the wait doubles: 6 s waited, so not before 12 s (once per grace would be 9 s).
+    assert due(sessions, T0 + GRACE * 3) == []
+    assert due(sessions, T0 + GRACE * 4 - timedelta(milliseconds=1)) == []
+    assert due(sessions, T0 + GRACE * 4) == [message_id]
+    message = load(sessions, message_id)
+    assert (message.dispatched_at, message.next_attempt_at) == (T0 + GRACE * 4, T0 + GRACE * 8)
+    assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
+
+
+def test_a_text_waiting_a_minute_behind_a_backlog_is_requeued_about_five_times(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+
+    # The product's beat: a sweep every 2 s. Once per grace it was 15 re-queues.
+    requeued_at = [
+        s for s in range(0, 61, 2) if due(sessions, T0 + timedelta(seconds=s)) == [message_id]
+    ]
+
+    assert requeued_at == [4, 8, 16, 32]
+
+
+def test_a_lost_task_is_still_recovered_at_grace_by_a_sweep_each_second(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+
+    # log2(60 / 3) ≈ 5 re-queues in a minute; once per grace it was 20.
+    requeued_at = [
+        s for s in range(0, 61) if due(sessions, T0 + timedelta(seconds=s)) == [message_id]
+    ]
+
+    assert requeued_at == [3, 6, 12, 24, 48]
+
+
+def test_backing_off_one_text_does_not_hold_back_a_newly_lost_one(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    waiting = queue_text(sessions, templates, caller="+15125550199", call_id="CA1")
+    assert due(sessions, T0 + GRACE) == [waiting]
+    lost = queue_text(sessions, templates, T0 + GRACE, caller="+15125550198", call_id="CA2")
+
+    # Ordered by next_attempt_at, when each became due: the lost one has waited longer
+    # for this look than the backed-off one, so it comes first within a sweep's limit.
+    assert due(sessions, T0 + GRACE * 2) == [lost, waiting]
+    assert due(sessions, T0 + GRACE * 3) == [lost]  # waited 3 s: next at 6 s after its call
+    assert due(sessions, T0 + GRACE * 4) == [waiting]
+
+
+def test_a_retry_of_a_backed_off_text_is_due_at_its_own_time_then_each_grace(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    for s in (3, 6, 12):
+        assert due(sessions, T0 + timedelta(seconds=s)) == [message_id]
+    assert load(sessions, message_id).next_attempt_at == T0 + timedelta(seconds=24)
+    provider = FakeProvider(SendError("twilio 503", permanent=False))
+    assert send(sessions, provider, message_id, Clock(T0 + timedelta(seconds=13))) == "retry"
+    retry_at = T0 + timedelta(seconds=15)
+    assert load(sessions, message_id).next_attempt_at == retry_at
+
+    # The sweeper's back-off of the fresh text does not delay the retry.
+    assert due(sessions, retry_at - timedelta(milliseconds=1)) == []
+    assert due(sessions, retry_at) == [message_id]
+    assert load(sessions, message_id).next_attempt_at == retry_at  # the claim needs it
+    # A waiting retry is queued again once per grace, as before.
+    assert due(sessions, retry_at + GRACE - timedelta(milliseconds=1)) == []
+    assert due(sessions, retry_at + GRACE) == [message_id]
+    assert due(sessions, retry_at + GRACE * 2) == [message_id]
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, retry_at + GRACE * 2) is not None
+
+
+def test_a_stale_claim_of_a_backed_off_text_is_due_at_once(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    for s in (3, 6, 12, 24, 48):
+        assert due(sessions, T0 + timedelta(seconds=s)) == [message_id]
+    claimed_at = T0 + timedelta(seconds=50)
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, claimed_at) is not None
+
+    later = claimed_at + STALE + timedelta(seconds=1)
+    assert due(sessions, later) == [message_id]
+    message = load(sessions, message_id)
+    assert (message.status, message.next_attempt_at) == (MessageStatus.PENDING, later)
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, later) is not None
