@@ -33,9 +33,11 @@ def sqlalchemy_url(url: str, database: str) -> str:
 
 
 @contextmanager
-def fresh_database(admin_url: str, prefix: str = "recovery_bench") -> Iterator[str]:
-    """A new database migrated with Alembic (as tests/integration/conftest.py does), dropped
-    afterwards. Yields its SQLAlchemy URL."""
+def fresh_database(
+    admin_url: str, prefix: str = "recovery_bench", *, migrate_schema: bool = True
+) -> Iterator[str]:
+    """A new database migrated with Alembic (as tests/integration/conftest.py does; empty
+    with migrate_schema=False), dropped afterwards. Yields its SQLAlchemy URL."""
     from recovery.cli import migrate
     from recovery.config import Settings
 
@@ -45,7 +47,8 @@ def fresh_database(admin_url: str, prefix: str = "recovery_bench") -> Iterator[s
         conn.execute(f'CREATE DATABASE "{name}"')
     url = sqlalchemy_url(admin_url, name)
     try:
-        migrate(Settings(_env_file=None, DATABASE_URL=url))  # type: ignore[call-arg]
+        if migrate_schema:
+            migrate(Settings(_env_file=None, DATABASE_URL=url))  # type: ignore[call-arg]
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -5,7 +5,8 @@
   database: webhook acknowledgement latency per endpoint, time-to-first-text, CPU and
   memory of every process.
 - `bare_rates` / `noop_rates`: the baselines at the same rates.
-- `saturation`: closed-loop throughput of the bare app and of the product's webhook.
+- `saturation`: closed-loop throughput of the bare app, of its durable-floor routes (one
+  committed INSERT; the same plus a Celery publish) and of the product's webhook.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from bench.load import Outcome, Saturation, closed_loop, open_loop, open_loop_ca
 from bench.practices import BenchPractice, CallerNumbers
 from bench.procstats import ProcessMonitor, Root, Tracked, machine_busy_s, numbered_roles
 from bench.scenarios import (
+    COMMIT,
+    COMMIT_PUBLISH,
     REPLY_KINDS,
     REPLY_MARKERS,
     BareRequests,
@@ -51,6 +54,11 @@ SECRETS = Secrets(
 )
 # A rate "holds" when the texts all arrive and their p99 time-to-first-text is under this.
 HOLD_P99_MS = 1000.0
+# The bare app's durable-floor routes (bench/baselines.py), as the throughput table names them.
+FLOOR_ROUTES = (
+    BareRequests(COMMIT, "bare flask + one committed INSERT"),
+    BareRequests(COMMIT_PUBLISH, "bare flask + committed INSERT + Celery publish"),
+)
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,8 @@ class BaselineResults:
     noop: list[NoopPhase]
     bare_saturation: SaturationResult | None
     processes: list[ProcRow]
+    # The bare app's /commit and /commit-publish closed loop: a durable webhook's floor.
+    floor_saturation: list[SaturationResult] = field(default_factory=list)
 
 
 def _ok_latencies(outcomes: list[Outcome]) -> list[float]:
@@ -517,37 +527,57 @@ class Bench:
         concurrency: int,
     ) -> BaselineResults:
         infra.flush_redis(self.redis_url)
-        config = self.stack_config(self.admin_url, self.work_dir / "baselines")
-        config.web_app = "bench.baselines:create_bare_app()"
-        config.celery_app = "bench.noop_worker"
-        config.worker_queues = NOOP_QUEUE  # the no-op tasks' own queue, nothing else
-        config.beat = False
-        stack = Stack(config)
-        try:
-            stack.start(timeout=60)
-            # The same warm-up as the product's: first requests and tasks excluded.
-            open_loop(stack.base_url, [BareRequests().build(i) for i in range(24)], rate=20)
-            publisher = make_noop_celery(self.redis_url)
-            client = redis.Redis.from_url(self.redis_url)
-            self._noop_round(publisher, client, 24, 20.0)
-            monitor = self._monitor(stack, with_postgres=False).start()
+        # An empty database of its own for the floor routes' scratch table, dropped after.
+        with infra.fresh_database(
+            self.admin_url, prefix="recovery_bench_floor", migrate_schema=False
+        ) as database_url:
+            config = self.stack_config(database_url, self.work_dir / "baselines")
+            config.web_app = "bench.baselines:create_bare_app()"
+            config.celery_app = "bench.noop_worker"
+            config.worker_queues = NOOP_QUEUE  # the no-op tasks' own queue, nothing else
+            config.beat = False
+            self.postgres.database = infra.database_name(database_url)
+            stack = Stack(config)
             try:
-                bare = [self._bare_rate(stack, rate, duration_s) for rate in rates]
-                saturation = None
-                if saturation_s > 0:
-                    result = closed_loop(
-                        stack.base_url, BareRequests().build, concurrency, saturation_s
-                    )
-                    saturation = _saturation("bare flask (no-op route)", result)
-                noop = [
-                    self._noop_rate(publisher, client, rate, duration_s, rate * duration_s)
-                    for rate in rates
-                ]
+                stack.start(timeout=60)
+                # The same warm-up as the product's: first requests and tasks excluded.
+                for route in (BareRequests(), *FLOOR_ROUTES):
+                    open_loop(stack.base_url, [route.build(i) for i in range(24)], rate=20)
+                publisher = make_noop_celery(self.redis_url)
+                client = redis.Redis.from_url(self.redis_url)
+                self._noop_round(publisher, client, 24, 20.0)
+                monitor = self._monitor(stack, with_postgres=True).start()
+                try:
+                    bare = [self._bare_rate(stack, rate, duration_s) for rate in rates]
+                    saturation = None
+                    floor: list[SaturationResult] = []
+                    if saturation_s > 0:
+                        # Each closed loop from an idle machine (as far as other tenants
+                        # allow): the floor rows are read as ratios to the bare one.
+                        self.wait_for_quiet(max_wait_s=10.0)
+                        result = closed_loop(
+                            stack.base_url, BareRequests().build, concurrency, saturation_s
+                        )
+                        saturation = _saturation("bare flask (no-op route)", result)
+                        for route in FLOOR_ROUTES:
+                            self.wait_for_quiet(max_wait_s=10.0)
+                            result = closed_loop(
+                                stack.base_url, route.build, concurrency, saturation_s
+                            )
+                            floor.append(_saturation(route.endpoint, result))
+                            self.log(f"  {route.endpoint}: {floor[-1].throughput:.0f} req/s")
+                    noop = [
+                        self._noop_rate(publisher, client, rate, duration_s, rate * duration_s)
+                        for rate in rates
+                    ]
+                finally:
+                    tracked = monitor.stop()
             finally:
-                tracked = monitor.stop()
-        finally:
-            stack.stop()
-        return BaselineResults(bare, noop, saturation, proc_rows(tracked))
+                stack.stop()
+                self.postgres.database = None
+                # The floor's published tasks (never consumed) leave with the rest.
+                infra.flush_redis(self.redis_url)
+        return BaselineResults(bare, noop, saturation, proc_rows(tracked), floor)
 
     def _bare_rate(self, stack: Stack, rate: float, duration_s: float) -> BarePhase:
         count = max(1, round(rate * duration_s))

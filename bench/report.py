@@ -394,9 +394,15 @@ def _highest(r: Results) -> str:
     return f"**{held:g} missed calls per second** (tried: {tried})."
 
 
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
 def _throughput(r: Results) -> str:
     rows = []
-    for s in (r.baselines.bare_saturation, *r.stack_saturation):
+    bare = r.baselines.bare_saturation
+    floor = r.baselines.floor_saturation
+    for s in (bare, *floor, *r.stack_saturation):
         if s is None:
             continue
         rows.append(
@@ -405,13 +411,26 @@ def _throughput(r: Results) -> str:
                 str(s.concurrency),
                 f"{s.duration_s:g}",
                 f"{s.throughput:.0f}",
+                _share(ratio(s.throughput, bare.throughput) if bare else None),
                 *_summary_cells(s.latency)[1:],
                 str(s.errors),
             ]
         )
     share = r.throughput_share
     text = table(
-        ["target", "clients", "seconds", "req/s", "p50", "p95", "p99", "max", "errors"], rows
+        [
+            "target",
+            "clients",
+            "seconds",
+            "req/s",
+            "of bare Flask",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "errors",
+        ],
+        rows,
     )
     if share is not None:
         text += (
@@ -426,6 +445,20 @@ def _throughput(r: Results) -> str:
                 " With the worker sending the texts, as in production, "
                 f"{full.throughput:.0f} missed calls/s ({share_full:.0%})."
             )
+    if bare is not None and len(floor) == 2:
+        commit, publish = (ratio(f.throughput, bare.throughput) for f in floor)
+        text += (
+            f"\n\nA route that only commits one row reaches **{_share(commit)}** of bare Flask; "
+            f"commit + publish **{_share(publish)}**: the ceiling for any design that records "
+            "the call durably before answering (store, then enqueue), on this stack"
+        )
+        ours = r.web_saturation
+        of_floor = ratio(ours.throughput, floor[1].throughput) if ours else None
+        text += (
+            f" (the web tier reaches {_share(of_floor)} of commit + publish)."
+            if of_floor is not None
+            else "."
+        )
     return text
 
 
@@ -535,7 +568,8 @@ def _processes(r: Results) -> str:
         )
     if r.baselines.processes:
         parts.append(
-            "**Baselines** (bare Flask and Celery no-op, all their rates together):\n\n"
+            "**Baselines** (bare Flask with its durable-floor routes and Celery no-op, all "
+            "their rates together; PostgreSQL is the floor routes' database):\n\n"
             + _process_table(r.baselines.processes)
         )
     return "\n\n".join(parts)
@@ -602,7 +636,11 @@ def render(r: Results) -> str:
         "Clients that each send the next request as soon as the last is answered, for the "
         "ceiling of each server. The product's figure uses the generic JSON webhook (each call "
         "a new caller, so every request is a full intake and queues a text) with its worker "
-        "running.",
+        "running. The two rows under bare Flask are the same app's `POST /commit` (one INSERT "
+        "of a small row, committed, through a pooled SQLAlchemy engine, into a scratch table "
+        "of an empty database) and `POST /commit-publish` (the same, then one Celery task "
+        "published with the product's publisher to a queue nobody reads): "
+        "`bench/baselines.py`.",
         _throughput(r),
         "## Baselines",
         _baselines(r),

@@ -25,6 +25,8 @@ DIAL_STATUS = "/webhooks/twilio/voice/dial-status"
 CALL_STATUS = "/webhooks/twilio/voice/status"
 GENERIC = "/webhooks/calls/missed"
 BARE = "/noop"
+COMMIT = "/commit"  # the bare app, plus one committed INSERT
+COMMIT_PUBLISH = "/commit-publish"  # ... plus one Celery task published
 INBOUND_SMS = "/webhooks/twilio/sms"
 
 
@@ -139,11 +141,16 @@ class MissedCalls:
 
 
 class BareRequests:
-    """The ceiling: a POST of a webhook-sized JSON body to a Flask route that does nothing."""
+    """The ceiling: a POST of a webhook-sized JSON body to a Flask route that does nothing
+    (or, with `path`, to one of the bare app's durable-floor routes)."""
 
     name = "bare flask no-op"
     available = True
     unavailable_reason = ""
+
+    def __init__(self, path: str = BARE, endpoint: str = "bare flask") -> None:
+        self.path = path
+        self.endpoint = endpoint
 
     def build(self, index: int) -> PlannedRequest:
         body = json.dumps(
@@ -155,7 +162,8 @@ class BareRequests:
                 "reason": "no-answer",
             }
         ).encode()
-        return PlannedRequest("bare flask", BARE, body, {"Content-Type": "application/json"}, None)
+        headers = {"Content-Type": "application/json"}
+        return PlannedRequest(self.endpoint, self.path, body, headers, None)
 
 
 @dataclass(frozen=True)
