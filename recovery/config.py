@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     stale_claim_s: float = Field(default=120.0, alias="RECOVERY_STALE_CLAIM_S")
     # Transient provider failures are retried until the text is this old, then recorded failed.
     send_deadline_s: float = Field(default=6 * 3600.0, alias="RECOVERY_SEND_DEADLINE_S")
+    # How long a web process remembers which practice owns a number (0: ask the database
+    # on every webhook); an edited practices file reaches running web processes this late.
+    practice_cache_s: float = Field(default=30.0, alias="RECOVERY_PRACTICE_CACHE_S")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("public_base_url", "twilio_api_base_url")

@@ -25,7 +25,11 @@ from recovery.models import (
     Practice,
 )
 from recovery.services.consent import is_opted_out
-from recovery.services.practices import find_practice_by_forward_to, find_practice_by_number
+from recovery.services.practices import (
+    PracticeDirectory,
+    find_practice_by_forward_to,
+    find_practice_by_number,
+)
 from recovery.services.texts import queue_text
 
 log = logging.getLogger(__name__)
@@ -45,9 +49,15 @@ class IntakeResult:
     message_id: int | None = None  # the first text to enqueue once committed
 
 
-def find_practice(session: Session, report: CallReport) -> Practice:
+def find_practice(
+    session: Session, report: CallReport, directory: PracticeDirectory | None = None
+) -> Practice:
     called = parse_number(report.called_raw).e164
-    practice = find_practice_by_number(session, called) if called else None
+    practice = None
+    if called:
+        practice = (
+            directory.by_number(called) if directory else find_practice_by_number(session, called)
+        )
     if practice is None and called and report.called_is_forward_target:
         practice = find_practice_by_forward_to(session, called)
     if practice is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, case, or_, select, update
+from sqlalchemy import CursorResult, Table, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import utcnow
@@ -89,42 +89,57 @@ def deliver(
 
     done = clock()
     with sessions.begin() as session:
-        _record_acceptance(session, message_id, provider.name, result.provider_sid, done)
-        if kind == "first_text" and episode_id is not None:
-            # Measured from the call this text answers (its message was written as the
-            # call was recorded), which for a new episode is the moment it opened.
-            session.execute(
-                update(Episode)
-                .where(Episode.id == episode_id, Episode.first_text_accepted_at.is_(None))
-                .values(
-                    first_text_accepted_at=done,
-                    time_to_first_text_ms=round((done - created_at).total_seconds() * 1000),
-                )
-                .execution_options(synchronize_session=False)
-            )
+        _record_acceptance(
+            session,
+            message_id,
+            provider.name,
+            result.provider_sid,
+            done,
+            episode_id if kind == "first_text" else None,
+            created_at,
+        )
     log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
     return DeliveryResult(message_id, "accepted")
 
 
 def _record_acceptance(
-    session: Session, message_id: int, provider: str, provider_sid: str, done: datetime
+    session: Session,
+    message_id: int,
+    provider: str,
+    provider_sid: str,
+    done: datetime,
+    ttft_episode_id: int | None,
+    created_at: datetime,
 ) -> None:
-    """One UPDATE, no read: the provider took the text. Only a message still pending or
-    sending becomes accepted (the sweeper may have reset a slow claim meanwhile); nothing
-    else moves it back."""
-    not_yet = Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING])
+    """Two plain UPDATEs on the tables, no read, no ORM bulk machinery (which was a seventh
+    of the worker's CPU under load): the provider took the text. Only a message still
+    pending or sending becomes accepted (the sweeper may have reset a slow claim
+    meanwhile); nothing else moves it back."""
+    messages = cast(Table, Message.__table__)
+    not_yet = messages.c.status.in_([MessageStatus.PENDING.value, MessageStatus.SENDING.value])
     session.execute(
-        update(Message)
-        .where(Message.id == message_id)
+        update(messages)
+        .where(messages.c.id == message_id)
         .values(
             provider=provider,
             provider_sid=provider_sid,
             accepted_at=done,
-            status=case((not_yet, MessageStatus.ACCEPTED.value), else_=Message.status),
-            status_updated_at=case((not_yet, done), else_=Message.status_updated_at),
+            status=case((not_yet, MessageStatus.ACCEPTED.value), else_=messages.c.status),
+            status_updated_at=case((not_yet, done), else_=messages.c.status_updated_at),
         )
-        .execution_options(synchronize_session=False)
     )
+    if ttft_episode_id is not None:
+        # Measured from the call this text answers (its message was written as the call
+        # was recorded), which for a new episode is the moment it opened.
+        episodes = cast(Table, Episode.__table__)
+        session.execute(
+            update(episodes)
+            .where(episodes.c.id == ttft_episode_id, episodes.c.first_text_accepted_at.is_(None))
+            .values(
+                first_text_accepted_at=done,
+                time_to_first_text_ms=round((done - created_at).total_seconds() * 1000),
+            )
+        )
 
 
 def _record_failure(

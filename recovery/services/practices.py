@@ -1,11 +1,15 @@
-"""Loading practices from their file into the database (an idempotent upsert)."""
+"""Practices: loading them from their file into the database (an idempotent upsert), and
+finding the one a number belongs to."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from recovery.models import Practice, PracticeNumber
 from recovery.schemas.practices import PracticeConfig, PracticesFile
@@ -99,3 +103,42 @@ def find_practice_by_forward_to(session: Session, number: str) -> Practice | Non
     return session.scalars(
         select(Practice).where(Practice.forward_to == number).order_by(Practice.id)
     ).first()
+
+
+class PracticeDirectory:
+    """The practice each number belongs to, remembered for `ttl_s` seconds per process.
+
+    Every webhook starts by finding its practice; that query (the practice and its numbers)
+    was a sixth of a webhook's CPU under load (bench/README.md, finding 11). Practices only
+    change when their file is loaded, so a running web process sees an edit within `ttl_s`.
+
+    The practices handed out are detached from any session, with their numbers loaded, and
+    shared by the process's threads: read them, never add them to a session or change them.
+    An unknown number is not remembered, so a number just added works at once.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._known: dict[str, tuple[float, Practice]] = {}
+        self._lock = threading.Lock()
+
+    def by_number(self, number: str) -> Practice | None:
+        now = self._clock()
+        known = self._known.get(number)
+        if known is not None and known[0] > now:
+            return known[1]
+        with self._sessions() as session:
+            practice = find_practice_by_number(session, number)
+            if practice is None:
+                return None
+            session.expunge(practice)  # its numbers go with it (cascade)
+        with self._lock:
+            self._known[number] = (now + self._ttl_s, practice)
+        return practice

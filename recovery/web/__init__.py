@@ -22,7 +22,7 @@ from recovery.domain.templates import SmsTemplates
 from recovery.log import configure_logging
 from recovery.schemas.practices import read_practices
 from recovery.services.outreach import Dispatcher
-from recovery.services.practices import load_practices
+from recovery.services.practices import PracticeDirectory, load_practices
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class Runtime:
     templates: SmsTemplates
     dispatcher: Dispatcher
     cipher: PhiCipher
+    practices: PracticeDirectory | None = None
 
 
 def create_app(
@@ -58,6 +59,9 @@ def create_app(
         SmsTemplates(TEMPLATES_DIR / "sms"),
         dispatcher,
         PhiCipher(settings.phi_key),
+        PracticeDirectory(sessions, settings.practice_cache_s)
+        if settings.practice_cache_s > 0
+        else None,
     )
     app.extensions["recovery"] = runtime
 

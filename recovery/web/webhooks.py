@@ -87,7 +87,8 @@ def _intake(report: CallReport) -> IntakeResult:
     runtime = _runtime()
     now = utcnow()
     with session_scope(runtime.sessions) as session:
-        result = record_call(session, report, runtime.templates, now)
+        practice = find_practice(session, report, runtime.practices)
+        result = record_call(session, report, runtime.templates, now, practice)
     _enqueue(runtime, result)
     return result
 
@@ -138,7 +139,7 @@ def twilio_voice() -> Response:
             occurred_at=now,
             raw_payload=params,
         )
-        practice = find_practice(session, report)
+        practice = find_practice(session, report, runtime.practices)
         if practice.forward_to and practice.business_hours().is_open(now):
             response = VoiceResponse()
             response.dial(

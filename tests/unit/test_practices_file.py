@@ -14,6 +14,7 @@ from recovery.models import Practice, PracticeNumber
 from recovery.schemas.practices import PracticesFileError, parse_practices, read_practices
 from recovery.services.practices import (
     LoadReport,
+    PracticeDirectory,
     find_practice_by_forward_to,
     find_practice_by_number,
     load_practices,
@@ -268,3 +269,47 @@ def test_practice_is_found_by_its_forward_to_number(sessions: sessionmaker[Sessi
         found = find_practice_by_forward_to(session, "+15125550142")
         assert found is not None and found.slug == "valley-family"
         assert find_practice_by_forward_to(session, "+15125550100") is None
+
+
+# --- the per-process directory -----------------------------------------------------------
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_directory_remembers_a_practice_until_its_ttl_passes(
+    empty_db: sessionmaker[Session],
+) -> None:
+    load(empty_db, document(practice("a", ["+15125550100", "+15125550101"])))
+    clock = Ticks()
+    directory = PracticeDirectory(empty_db, ttl_s=30, clock=clock)
+
+    first = directory.by_number("+15125550101")
+    assert first is not None and first.slug == "a"
+    # Detached, with its numbers loaded: readable without a session.
+    assert [n.number for n in first.numbers] == ["+15125550100", "+15125550101"]
+    assert first.main_number == "+15125550100"
+
+    load(empty_db, document(practice("b", ["+15125550101"]), practice("a", ["+15125550100"])))
+    clock.now += 29
+    remembered = directory.by_number("+15125550101")
+    assert remembered is first  # within the ttl: no query, the edit not seen yet
+
+    clock.now += 2
+    fresh = directory.by_number("+15125550101")
+    assert fresh is not None and fresh.slug == "b"
+
+
+def test_directory_does_not_remember_an_unknown_number(empty_db: sessionmaker[Session]) -> None:
+    directory = PracticeDirectory(empty_db, ttl_s=30, clock=Ticks())
+    assert directory.by_number("+15125550100") is None
+
+    load(empty_db, document(practice("a", ["+15125550100"])))
+
+    found = directory.by_number("+15125550100")
+    assert found is not None and found.slug == "a"
