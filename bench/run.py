@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--worker-pool", default="threads", choices=("prefork", "threads"))
-    parser.add_argument("--worker-concurrency", type=int, default=10)
+    parser.add_argument("--worker-concurrency", type=int, default=20)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--episodes", type=int, help="report history size (full: 1,000,000)")
     parser.add_argument("--report-runs", type=int, help="timed runs per report query")
