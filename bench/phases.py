@@ -67,6 +67,7 @@ class StackSettings:
     web_threads: int
     worker_pool: str
     worker_concurrency: int
+    worker_nice: int
     double_delay_ms: float
     sweep_interval_s: float = 2.0  # the product's defaults (recovery.config), not the tests'
     sweep_grace_s: float = 3.0
@@ -311,6 +312,7 @@ class Bench:
             web_workers=s.web_workers,
             web_threads=s.web_threads,
             worker_concurrency=s.worker_concurrency,
+            worker_nice=s.worker_nice,
             worker_pool=s.worker_pool,
             worker_queues=s.worker_queues,
             sweep_interval_s=s.sweep_interval_s,

@@ -178,7 +178,8 @@ def _settings(r: Results) -> str:
         ["gunicorn", f"{s.web_workers} workers × {s.web_threads} threads (gthread)"],
         [
             "Celery worker",
-            f"pool {s.worker_pool}, concurrency {s.worker_concurrency}, queues {s.worker_queues}",
+            f"pool {s.worker_pool}, concurrency {s.worker_concurrency}, queues {s.worker_queues}, "
+            f"nice {s.worker_nice}",
         ],
         ["Celery beat", f"sweeper every {s.sweep_interval_s:g} s, grace {s.sweep_grace_s:g} s"],
         ["Twilio double", f"answers 201 after {s.double_delay_ms:g} ms, in its own process"],

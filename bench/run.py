@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--worker-pool", default="threads", choices=("prefork", "threads"))
     parser.add_argument("--worker-concurrency", type=int, default=20)
+    parser.add_argument(
+        "--worker-nice", type=int, default=10, help="the worker's niceness (the Procfile's: 10)"
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--episodes", type=int, help="report history size (full: 1,000,000)")
     parser.add_argument("--report-runs", type=int, help="timed runs per report query")
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         web_threads=args.web_threads,
         worker_pool=args.worker_pool,
         worker_concurrency=args.worker_concurrency,
+        worker_nice=args.worker_nice,
         double_delay_ms=args.double_delay_ms,
         log_level=args.log_level,
     )

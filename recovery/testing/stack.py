@@ -55,6 +55,7 @@ class StackConfig:
     worker_pool: str = "threads"  # as the Procfile
     worker_queues: str = "celery,periodic"  # as the Procfile: texts and periodic jobs
     worker_extra_args: list[str] = field(default_factory=list)
+    worker_nice: int = 0  # the Procfile's is 10: the web's answers come first
     health_path: str = "/healthz"
 
 
@@ -181,6 +182,7 @@ class Stack:
         self._spawn(
             "worker",
             [
+                *(["nice", "-n", str(c.worker_nice)] if c.worker_nice else []),
                 str(bin_dir / "celery"),
                 "-A",
                 c.celery_app,
