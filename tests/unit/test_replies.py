@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -255,31 +256,41 @@ def test_a_reply_never_routed_is_found_by_the_sweeper(
         assert unrouted(session, FRIDAY_EVENING, grace=timedelta(seconds=3)) == []
 
 
-def test_a_reply_never_routed_is_requeued_with_a_doubling_wait(
-    sessions: sessionmaker[Session], templates: SmsTemplates
-) -> None:
+def _stored_reply(
+    sessions: sessionmaker[Session], sid_char: str
+) -> tuple[int, Callable[[float], list[int]]]:
+    """A BOOK reply stored Friday evening and never routed, and a sweep `seconds` later."""
     with sessions.begin() as session:
         stored = record_inbound(
             session,
             CIPHER,
-            provider_sid="SM" + "e" * 32,
+            provider_sid="SM" + sid_char * 32,
             from_raw=PATIENT,
             to_raw=LINE,
             body="BOOK",
             now=FRIDAY_EVENING,
         )
-    grace = timedelta(seconds=3)
+    assert stored.message_id is not None
 
-    def sweep(seconds: int) -> list[int]:
+    def sweep(seconds: float) -> list[int]:
         with sessions.begin() as session:
-            return unrouted(session, FRIDAY_EVENING + timedelta(seconds=seconds), grace=grace)
+            moment = FRIDAY_EVENING + timedelta(seconds=seconds)
+            return unrouted(session, moment, grace=timedelta(seconds=3))
+
+    return stored.message_id, sweep
+
+
+def test_a_reply_never_routed_is_requeued_with_a_doubling_wait(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id, sweep = _stored_reply(sessions, "e")
 
     # A sweep every 2 s (the product's beat) used to queue it at each: 29 times in 60 s.
-    requeued_at = [s for s in range(0, 61, 2) if sweep(s) == [stored.message_id]]
+    requeued_at = [s for s in range(0, 61, 2) if sweep(s) == [message_id]]
 
     assert requeued_at == [4, 8, 16, 32]
     with sessions() as session:
-        message = session.get(Message, stored.message_id)
+        message = session.get(Message, message_id)
         assert message is not None
         assert message.dispatched_at == FRIDAY_EVENING + timedelta(seconds=32)
         assert message.next_attempt_at == FRIDAY_EVENING + timedelta(seconds=64)
@@ -288,29 +299,15 @@ def test_a_reply_never_routed_is_requeued_with_a_doubling_wait(
 def test_a_lost_reply_is_requeued_at_grace_then_not_before_twice_its_wait(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
-    with sessions.begin() as session:
-        stored = record_inbound(
-            session,
-            CIPHER,
-            provider_sid="SM" + "f" * 32,
-            from_raw=PATIENT,
-            to_raw=LINE,
-            body="BOOK",
-            now=FRIDAY_EVENING,
-        )
-    grace = timedelta(seconds=3)
-
-    def sweep(seconds: float) -> list[int]:
-        with sessions.begin() as session:
-            return unrouted(session, FRIDAY_EVENING + timedelta(seconds=seconds), grace=grace)
+    message_id, sweep = _stored_reply(sessions, "f")
 
     assert sweep(2.999) == []
-    assert sweep(3) == [stored.message_id]
+    assert sweep(3) == [message_id]
     assert sweep(5.999) == []
-    assert sweep(6) == [stored.message_id]
+    assert sweep(6) == [message_id]
     assert sweep(9) == []  # once per grace would queue it again here
     assert sweep(11.999) == []
-    assert sweep(12) == [stored.message_id]
+    assert sweep(12) == [message_id]
 
 
 def test_rerouting_a_routed_reply_does_nothing(
