@@ -62,9 +62,12 @@ class Message(Base):
     page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"), index=True)
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A retry (attempts > 0): when it may be sent again. A fresh text or an unrouted
+    # inbound reply: when the sweeper may queue it again, the wait doubling each time
+    # (outreach.due_for_dispatch, replies.unrouted); a fresh text's claim ignores it.
     next_attempt_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
-    # When the sweeper last queued a send task for it (its first task seemed lost).
+    # When the sweeper last queued a task for it (its first task seemed lost).
     dispatched_at: Mapped[datetime | None]
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
