@@ -40,6 +40,12 @@ def backoff_s(attempts: int) -> float:
     return min(2.0 ** max(attempts, 1), MAX_BACKOFF_S)
 
 
+def next_requeue_at(now: datetime, created_at: datetime, grace: timedelta) -> datetime:
+    """When the sweeper may queue a waiting row again: after `grace`, then once it has
+    waited as long again as it had (the wait doubles). Texts and replies alike."""
+    return now + max(grace, now - created_at)
+
+
 def claim(session: Session, message_id: int, now: datetime) -> Message | None:
     # The conditional UPDATE hands back the claimed row itself (RETURNING): no second
     # round trip to read what was just claimed, on every text.
@@ -223,7 +229,7 @@ def due_for_dispatch(
         # Computed here, not in SQL: SQLite has no timestamp arithmetic. Only while still a
         # fresh pending text: a worker that claimed and failed it meanwhile set its retry.
         backoff = [
-            {"id": row.id, "next_attempt_at": now + max(grace, now - row.created_at)}
+            {"id": row.id, "next_attempt_at": next_requeue_at(now, row.created_at, grace)}
             for row in rows
             if row.attempts == 0
         ]

@@ -39,6 +39,7 @@ from recovery.models import (
 )
 from recovery.services import outcomes, paging
 from recovery.services.intake import UnknownNumber, join_or_open_episode
+from recovery.services.outreach import next_requeue_at
 from recovery.services.practices import find_practice_by_number
 from recovery.services.texts import queue_text
 
@@ -401,7 +402,7 @@ def unrouted(session: Session, now: datetime, grace: timedelta, limit: int = 500
             [
                 {
                     "id": row.id,
-                    "next_attempt_at": now + max(grace, now - row.created_at),
+                    "next_attempt_at": next_requeue_at(now, row.created_at, grace),
                     "dispatched_at": now,
                 }
                 for row in rows
