@@ -19,6 +19,7 @@ from typing import Protocol
 from twilio.request_validator import RequestValidator
 
 from bench.practices import BenchPractice, CallerNumbers
+from recovery.cli import missed_dial_action_form
 from recovery.web.security import sign_generic
 
 DIAL_STATUS = "/webhooks/twilio/voice/dial-status"
@@ -87,19 +88,7 @@ class MissedCalls:
         kind = index % 3
         call_sid = f"CA{index:08d}{caller[-10:]}{'0' * 14}"
         if kind == 0:
-            form = {
-                "AccountSid": self.secrets.account_sid,
-                "ApiVersion": "2010-04-01",
-                "CallSid": call_sid,
-                "CallStatus": "completed",
-                "DialCallStatus": "no-answer",
-                "DialCallDuration": "0",
-                "Direction": "inbound",
-                "From": caller,
-                "Caller": caller,
-                "To": line,
-                "Called": line,
-            }
+            form = missed_dial_action_form(self.secrets.account_sid, call_sid, caller, line)
             return self._twilio("twilio dial-status", DIAL_STATUS, form, caller)
         if kind == 1:
             form = {

@@ -392,8 +392,19 @@ def post_twilio_dial_action(
     settings: Settings, base: str, call_sid: str, caller: str, called: str
 ) -> requests.Response:
     path = "/webhooks/twilio/voice/dial-status"
-    form = {
-        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
+    account_sid = settings.twilio_account_sid or "AC" + "0" * 32
+    return post_signed_form(
+        settings, base, path, missed_dial_action_form(account_sid, call_sid, caller, called)
+    )
+
+
+def missed_dial_action_form(
+    account_sid: str, call_sid: str, caller: str, called: str
+) -> dict[str, str]:
+    """What Twilio posts to a <Dial action> when the desk did not pick up (also the
+    benchmark's load)."""
+    return {
+        "AccountSid": account_sid,
         "ApiVersion": "2010-04-01",
         "CallSid": call_sid,
         "CallStatus": "completed",
@@ -405,7 +416,6 @@ def post_twilio_dial_action(
         "To": called,
         "Called": called,
     }
-    return post_signed_form(settings, base, path, form)
 
 
 def post_generic_missed_call(
