@@ -447,6 +447,7 @@ def show_first_text(settings: Settings, provider: str, call_id: str, sent_at: fl
     from sqlalchemy import select
 
     from recovery.db import make_engine, make_session_factory
+    from recovery.domain.messages import MessageKind
     from recovery.models import CallEvent, Message
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
@@ -465,7 +466,8 @@ def show_first_text(settings: Settings, provider: str, call_id: str, sent_at: fl
             if call is not None and call.episode_id is not None:
                 message = session.scalar(
                     select(Message).where(
-                        Message.episode_id == call.episode_id, Message.kind == "first_text"
+                        Message.episode_id == call.episode_id,
+                        Message.kind == MessageKind.FIRST_TEXT,
                     )
                 )
             if message is not None and message.accepted_at is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from recovery.domain.phones import ParsedNumber
+from recovery.domain.phones import NumberProblem, ParsedNumber
 
 # Ways an inbound call can end without a person on the line, in the words the providers
 # use (Twilio's CallStatus/DialCallStatus, and our generic webhook's `reason`).
@@ -21,6 +22,41 @@ MISSED_REASONS = frozenset(
         "voicemail",
         "after_hours",
         "unstaffed",
+    }
+)
+
+
+class CallDisposition(enum.Enum):
+    MISSED = "missed"  # nobody answered: the caller should hear from us
+    ANSWERED = "answered"  # a person picked up; kept as the denominator of the answer rate
+    IGNORED = "ignored"  # our own number, or a blocked one; the reason says which
+
+
+class SkipReason(enum.StrEnum):
+    """Why a call got no text."""
+
+    WITHHELD = NumberProblem.WITHHELD.value  # the caller hid their number
+    INVALID = NumberProblem.INVALID.value  # the caller id is no number we can text
+    OWN_NUMBER = "own_number"  # staff calling from a practice line, or a test call
+    BLOCKED = "blocked"  # a number the practice asked us never to text
+    ANSWERED = "answered"  # a person picked up
+    JOINED_EPISODE = "joined_episode"  # a repeat call: the open episode's text answers it
+    OPTED_OUT = "opted_out"  # the caller opted out of texts
+
+    @property
+    def untextable(self) -> bool:
+        """No text will reach this caller at all, now or for this episode: the voice
+        answer asks them to call back instead of promising a text."""
+        return self in _UNTEXTABLE
+
+
+_UNTEXTABLE = frozenset(
+    {
+        SkipReason.WITHHELD,
+        SkipReason.INVALID,
+        SkipReason.OWN_NUMBER,
+        SkipReason.BLOCKED,
+        SkipReason.OPTED_OUT,
     }
 )
 
@@ -44,11 +80,11 @@ class CallReport:
 
 @dataclass(frozen=True)
 class Screening:
-    disposition: str  # missed, answered, ignored
+    disposition: CallDisposition
     reason: str
     # Why this call gets no text, or None when it should get one (subject to episode and
     # opt-out, decided against the database).
-    skip_reason: str | None
+    skip_reason: SkipReason | None
 
 
 def screen_call(
@@ -59,11 +95,12 @@ def screen_call(
 ) -> Screening:
     if caller.e164 is not None and caller.e164 in own_numbers:
         # Staff calling in from another practice line (or a test call) is not a patient.
-        return Screening("ignored", "own_number", "own_number")
+        return Screening(CallDisposition.IGNORED, "own_number", SkipReason.OWN_NUMBER)
     if caller.e164 is not None and caller.e164 in blocked_numbers:
-        return Screening("ignored", "blocked", "blocked")
+        return Screening(CallDisposition.IGNORED, "blocked", SkipReason.BLOCKED)
     if report.answered:
-        return Screening("answered", report.reason, "answered")
+        return Screening(CallDisposition.ANSWERED, report.reason, SkipReason.ANSWERED)
     if caller.e164 is None:
-        return Screening("missed", report.reason, caller.problem or "invalid")
-    return Screening("missed", report.reason, None)
+        problem = caller.problem or NumberProblem.INVALID
+        return Screening(CallDisposition.MISSED, report.reason, SkipReason(problem.value))
+    return Screening(CallDisposition.MISSED, report.reason, None)

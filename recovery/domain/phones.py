@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 
@@ -28,17 +29,23 @@ WITHHELD = frozenset(
 )
 
 
+class NumberProblem(enum.StrEnum):
+    """Why a caller id gives no number to text."""
+
+    WITHHELD = "withheld"  # the caller hid it
+    INVALID = "invalid"  # it is no phone number we could text
+
+
 @dataclass(frozen=True)
 class ParsedNumber:
     e164: str | None
-    # Why there is no number to text: "withheld" or "invalid"; None when e164 is set.
-    problem: str | None = None
+    problem: NumberProblem | None = None  # None when e164 is set
 
 
 def parse_number(raw: str | None, default_region: str = "US") -> ParsedNumber:
     text = (raw or "").strip()
     if text.lower() in WITHHELD:
-        return ParsedNumber(None, "withheld")
+        return ParsedNumber(None, NumberProblem.WITHHELD)
     digits = re.sub(r"\D", "", text)
     # Some PBXs send an 11-digit North American number without the plus (Vonage: 1512...).
     if not text.startswith("+") and len(digits) > 10:
@@ -46,9 +53,9 @@ def parse_number(raw: str | None, default_region: str = "US") -> ParsedNumber:
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
-        return ParsedNumber(None, "invalid")
+        return ParsedNumber(None, NumberProblem.INVALID)
     if not phonenumbers.is_valid_number(number):
-        return ParsedNumber(None, "invalid")
+        return ParsedNumber(None, NumberProblem.INVALID)
     return ParsedNumber(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -10,12 +9,9 @@ from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
+from recovery.domain.calls import CallDisposition, SkipReason
 
-
-class CallDisposition(enum.Enum):
-    MISSED = "missed"  # nobody answered: the caller should hear from us
-    ANSWERED = "answered"  # a person picked up; kept as the denominator of the answer rate
-    IGNORED = "ignored"  # our own number, or a blocked one; the reason says which
+__all__ = ["CallDisposition", "CallEvent"]
 
 
 class CallEvent(Base):
@@ -34,7 +30,7 @@ class CallEvent(Base):
     disposition: Mapped[CallDisposition] = mapped_column(enum_column(CallDisposition))
     reason: Mapped[str] = mapped_column(String(32))  # no-answer, busy, after_hours, own_number...
     # Why no text went out for this call, when none did (withheld, opted_out, joined_episode...)
-    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    skip_reason: Mapped[SkipReason | None] = mapped_column(enum_column(SkipReason))
     occurred_at: Mapped[datetime]
     received_at: Mapped[created_at]
     episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)

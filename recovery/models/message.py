@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
+from recovery.domain.messages import MessageKind
 
 
 class MessageStatus(enum.Enum):
@@ -51,7 +52,7 @@ class Message(Base):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
     episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)
     direction: Mapped[Direction] = mapped_column(enum_column(Direction))
-    kind: Mapped[str] = mapped_column(String(32))  # first_text, ...
+    kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind))
     from_number: Mapped[phone]
     to_number: Mapped[phone]
     body: Mapped[str] = mapped_column(Text)  # outbound only: PHI-free by construction

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.domain.tasks import TaskReason
 from recovery.models.user import NAME_LENGTH
 
 
@@ -34,7 +35,7 @@ class Task(Base):
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
     episode_id: Mapped[int] = mapped_column(ForeignKey("episodes.id"), index=True)
     queue: Mapped[TaskQueue] = mapped_column(enum_column(TaskQueue))
-    reason: Mapped[str] = mapped_column(String(32))  # the intent that made it
+    reason: Mapped[TaskReason] = mapped_column(enum_column(TaskReason))
     status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.OPEN)
     due_at: Mapped[datetime]
     created_at: Mapped[created_at]

@@ -14,16 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.db import insert_unique
-from recovery.domain.calls import CallReport, screen_call
+from recovery.domain.calls import CallReport, SkipReason, screen_call
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
-from recovery.models import (
-    CallDisposition,
-    CallEvent,
-    Episode,
-    Message,
-    Practice,
-)
+from recovery.models import CallEvent, Episode, Message, Practice
 from recovery.services.consent import is_opted_out
 from recovery.services.practices import (
     PracticeDirectory,
@@ -45,7 +40,7 @@ class IntakeResult:
     call_id: int | None = None
     practice_id: int | None = None
     episode_id: int | None = None
-    skip_reason: str | None = None
+    skip_reason: SkipReason | None = None
     message_id: int | None = None  # the first text to enqueue once committed
 
 
@@ -90,7 +85,7 @@ def record_call(
         caller=caller.e164,
         caller_raw=report.caller_raw[:64],
         called=line,
-        disposition=CallDisposition(screening.disposition),
+        disposition=screening.disposition,
         reason=screening.reason[:32],
         skip_reason=screening.skip_reason,
         occurred_at=report.occurred_at,
@@ -106,7 +101,7 @@ def record_call(
             "call %s from %s: %s, no text (%s)",
             call.id,
             mask(caller.e164 or report.caller_raw),
-            screening.disposition,
+            screening.disposition.value,
             screening.skip_reason,
         )
         return IntakeResult(False, call.id, practice.id, skip_reason=screening.skip_reason)
@@ -114,21 +109,21 @@ def record_call(
     episode, joined = join_or_open_episode(session, practice, caller.e164, now)
     call.episode_id = episode.id
     if joined and _has_first_text(session, episode.id):
-        call.skip_reason = "joined_episode"
-        return IntakeResult(False, call.id, practice.id, episode.id, "joined_episode")
+        call.skip_reason = SkipReason.JOINED_EPISODE
+        return IntakeResult(False, call.id, practice.id, episode.id, SkipReason.JOINED_EPISODE)
     # A new episode, or one whose earlier calls got no text (the caller had opted out and
     # has opted back in since): this call is the one to answer.
 
     if is_opted_out(session, practice.id, caller.e164):
-        call.skip_reason = "opted_out"
-        return IntakeResult(False, call.id, practice.id, episode.id, "opted_out")
+        call.skip_reason = SkipReason.OPTED_OUT
+        return IntakeResult(False, call.id, practice.id, episode.id, SkipReason.OPTED_OUT)
 
     message = queue_text(
         session,
         templates,
         practice,
         to=caller.e164,
-        kind="first_text",
+        kind=MessageKind.FIRST_TEXT,
         now=now,
         from_number=line,
         episode_id=episode.id,
@@ -138,7 +133,9 @@ def record_call(
 
 def _has_first_text(session: Session, episode_id: int) -> bool:
     found = session.scalar(
-        select(Message.id).where(Message.episode_id == episode_id, Message.kind == "first_text")
+        select(Message.id).where(
+            Message.episode_id == episode_id, Message.kind == MessageKind.FIRST_TEXT
+        )
     )
     return found is not None
 

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from recovery.domain.change import Changed
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask
 from recovery.domain.quiet_hours import in_quiet_hours, patient_timezone
 from recovery.domain.templates import SmsTemplates
@@ -163,8 +164,7 @@ def _nudge(
         templates,
         practice,
         to=episode.caller,
-        kind="nudge",
-        template="nudge",
+        kind=MessageKind.NUDGE,
         now=now,
         language=episode.language,
         from_number=_line_called(session, practice, episode),

@@ -18,10 +18,15 @@ from sqlalchemy import CursorResult, Table, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import utcnow
+from recovery.domain.messages import (
+    OPT_OUT_EXEMPT_KINDS,
+    DeliveryOutcome,
+    MessageKind,
+    SuppressionReason,
+)
 from recovery.domain.phones import mask
 from recovery.models import STATUS_RANK, Episode, Message, MessageStatus
 from recovery.services.consent import is_opted_out
-from recovery.services.texts import OPT_OUT_EXEMPT_KINDS
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,7 @@ MAX_BACKOFF_S = 300.0
 @dataclass(frozen=True)
 class DeliveryResult:
     message_id: int
-    status: str  # not_claimed, accepted, suppressed, retry, failed
+    status: DeliveryOutcome
 
 
 def backoff_s(attempts: int) -> float:
@@ -76,15 +81,15 @@ def deliver(
     with sessions.begin() as session:
         message = claim(session, message_id, now)
         if message is None:
-            return DeliveryResult(message_id, "not_claimed")
+            return DeliveryResult(message_id, DeliveryOutcome.NOT_CLAIMED)
         # The send chokepoint: whatever queued this text, an opted-out number never gets it.
         if message.kind not in OPT_OUT_EXEMPT_KINDS and is_opted_out(
             session, message.practice_id, message.to_number
         ):
             message.status = MessageStatus.SUPPRESSED
-            message.error_message = "opted out"
+            message.error_message = SuppressionReason.OPTED_OUT.value
             message.status_updated_at = now
-            return DeliveryResult(message_id, "suppressed")
+            return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
         sms = OutboundSms(message.from_number, message.to_number, message.body, status_callback)
         created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
 
@@ -101,11 +106,11 @@ def deliver(
             provider.name,
             result.provider_sid,
             done,
-            episode_id if kind == "first_text" else None,
+            episode_id if kind is MessageKind.FIRST_TEXT else None,
             created_at,
         )
     log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
-    return DeliveryResult(message_id, "accepted")
+    return DeliveryResult(message_id, DeliveryOutcome.ACCEPTED)
 
 
 def _record_acceptance(
@@ -164,11 +169,11 @@ def _record_failure(
         message.status_updated_at = now
         if exc.permanent or now - created_at >= deadline:
             message.status = MessageStatus.FAILED
-            outcome = "failed"
+            outcome = DeliveryOutcome.FAILED
         else:
             message.status = MessageStatus.PENDING
             message.next_attempt_at = now + timedelta(seconds=backoff_s(message.attempts))
-            outcome = "retry"
+            outcome = DeliveryOutcome.RETRY
         attempts = message.attempts
     log.warning(
         "message %s: provider refused (%s, attempt %s): %s", message_id, outcome, attempts, exc

@@ -43,6 +43,8 @@ from sqlalchemy.orm import Session
 
 from recovery.db import insert_unique
 from recovery.domain.change import Changed
+from recovery.domain.messages import MessageKind
+from recovery.domain.pages import AckProblem
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -81,8 +83,7 @@ class PageResult:
 @dataclass(frozen=True)
 class AckResult:
     page: Page | None
-    # None on success; else not_on_call, no_open_page, ambiguous or already_acknowledged.
-    problem: str | None
+    problem: AckProblem | None  # None: the page is taken
     message_ids: list[int]
 
 
@@ -104,7 +105,7 @@ def may_acknowledge(session: Session, practice: Practice, number: str) -> bool:
         select(Message.id)
         .where(
             Message.practice_id == practice.id,
-            Message.kind == "page",
+            Message.kind == MessageKind.PAGE,
             Message.to_number == number,
         )
         .limit(1)
@@ -242,7 +243,7 @@ def _page_next(
             templates,
             practice,
             to=person["phone"],
-            kind="page",
+            kind=MessageKind.PAGE,
             template="page",
             now=now,
             episode_id=page.episode_id,
@@ -340,11 +341,11 @@ def acknowledge(
         ).first()
         if sender not in allowed and (page is None or not _was_paged(session, page, sender)):
             # A stranger learns nothing about which codes exist.
-            return AckResult(None, "not_on_call", [])
+            return AckResult(None, AckProblem.NOT_ON_CALL, [])
         if page is None:
-            return AckResult(None, "no_open_page", [])
+            return AckResult(None, AckProblem.NO_OPEN_PAGE, [])
         if page.status is PageStatus.ACKNOWLEDGED:
-            return AckResult(page, "already_acknowledged", [])
+            return AckResult(page, AckProblem.ALREADY_ACKNOWLEDGED, [])
     else:
         pages = session.scalars(
             select(Page)
@@ -353,7 +354,7 @@ def acknowledge(
                 Page.status == PageStatus.ACTIVE,
                 Page.id.in_(
                     select(Message.page_id).where(
-                        Message.kind == "page", Message.to_number == sender
+                        Message.kind == MessageKind.PAGE, Message.to_number == sender
                     )
                 ),
             )
@@ -362,9 +363,11 @@ def acknowledge(
             .execution_options(populate_existing=True)
         ).all()
         if not pages:
-            return AckResult(None, "no_open_page" if sender in allowed else "not_on_call", [])
+            return AckResult(
+                None, AckProblem.NO_OPEN_PAGE if sender in allowed else AckProblem.NOT_ON_CALL, []
+            )
         if len(pages) > 1:
-            return AckResult(None, "ambiguous", [])
+            return AckResult(None, AckProblem.AMBIGUOUS, [])
         page = pages[0]
 
     _close(session, page, _name_for(page, practice, sender), now)
@@ -373,8 +376,7 @@ def acknowledge(
         templates,
         practice,
         to=sender,
-        kind="page_ack",
-        template="page_ack",
+        kind=MessageKind.PAGE_ACK,
         now=now,
         episode_id=page.episode_id,
         page_id=page.id,
@@ -422,7 +424,11 @@ def _was_paged(session: Session, page: Page, sender: str) -> bool:
     return (
         session.scalar(
             select(Message.id)
-            .where(Message.page_id == page.id, Message.kind == "page", Message.to_number == sender)
+            .where(
+                Message.page_id == page.id,
+                Message.kind == MessageKind.PAGE,
+                Message.to_number == sender,
+            )
             .limit(1)
         )
         is not None

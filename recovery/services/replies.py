@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from recovery.crypto import PhiCipher
 from recovery.db import insert_unique
 from recovery.domain.intents import Classification, Intent, classify
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
+from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates, callback_phrase
 from recovery.models import (
     Direction,
@@ -82,7 +84,7 @@ def record_inbound(
     message = Message(
         practice_id=practice.id,
         direction=Direction.INBOUND,
-        kind="reply",
+        kind=MessageKind.REPLY,
         from_number=sender,
         to_number=to,
         body="",
@@ -181,15 +183,14 @@ def _acknowledge(
     if result.page is not None:
         inbound.episode_id = result.page.episode_id
     ids = list(result.message_ids)
-    if result.problem is not None and result.problem != "already_acknowledged":
-        # A clinician must never think they took a page they did not.
+    if result.problem is not None and result.problem.needs_answer:
         ids.append(
             queue_text(
                 session,
                 templates,
                 practice,
                 to=inbound.from_number,
-                kind="ack_problem",
+                kind=MessageKind.ACK_PROBLEM,
                 now=now,
             ).id
         )
@@ -238,7 +239,7 @@ class Router:
 
     # --- texts -----------------------------------------------------------------------
 
-    def reply(self, kind: str, *, link: str = "", callback_time: str = "") -> None:
+    def reply(self, kind: MessageKind, *, link: str = "", callback_time: str = "") -> None:
         message = queue_text(
             self.session,
             self.templates,
@@ -279,7 +280,7 @@ class Router:
         else:
             opt_out.opted_out_at, opt_out.opted_in_at = self.now, None
         outcomes.close_episode(self.episode, EpisodeOutcome.OPTED_OUT, self.now)
-        self.reply("stop")
+        self.reply(MessageKind.STOP)
 
     def start(self) -> None:
         opt_out = self.session.scalars(
@@ -292,14 +293,14 @@ class Router:
         if opt_out is not None:
             opt_out.opted_in_at = self.now
         self.session.flush()
-        self.reply("start")
+        self.reply(MessageKind.START)
 
     def help(self) -> None:
-        self.reply("help")
+        self.reply(MessageKind.HELP)
 
     def urgent(self) -> None:
         # The patient's 911 guidance is queued (and so dispatched) before the page.
-        self.reply("urgent")
+        self.reply(MessageKind.URGENT)
         page = paging.start_page(
             self.session,
             self.templates,
@@ -313,17 +314,19 @@ class Router:
 
     def book(self) -> None:
         if not self.practice.booking_url:
-            self.front_desk_task("book")
+            self.front_desk_task(TaskReason.BOOK)
             return
         if self.episode.booking_token is None:
             self.episode.booking_token = secrets.token_urlsafe(12)
-        self.reply("book", link=self.public_base_url + BOOKING_PATH + self.episode.booking_token)
+        self.reply(
+            MessageKind.BOOK, link=self.public_base_url + BOOKING_PATH + self.episode.booking_token
+        )
 
     def billing(self) -> None:
         hours = self.practice.business_hours()
         due = hours.next_business_day_due(self.now, timedelta(hours=self.practice.billing_sla_h))
-        task = self.task(TaskQueue.BILLING, "billing", due)
-        self.reply("billing", callback_time=self.callback_time(task.due_at))
+        task = self.task(TaskQueue.BILLING, TaskReason.BILLING, due)
+        self.reply(MessageKind.BILLING, callback_time=self.callback_time(task.due_at))
 
     def refill(self) -> None:
         hours = self.practice.business_hours()
@@ -331,25 +334,25 @@ class Router:
         due = hours.same_business_day_due(
             self.now, cutoff, timedelta(hours=self.practice.refill_sla_h)
         )
-        task = self.task(TaskQueue.CARE_TEAM, "refill", due)
-        self.reply("refill", callback_time=self.callback_time(task.due_at))
+        task = self.task(TaskQueue.CARE_TEAM, TaskReason.REFILL, due)
+        self.reply(MessageKind.REFILL, callback_time=self.callback_time(task.due_at))
 
     def unclear(self) -> None:
         self.result.intent = "unknown"
         self.episode.unclear_replies += 1
         if self.episode.unclear_replies == 1:
-            self.reply("reprompt")
+            self.reply(MessageKind.REPROMPT)
         elif self.episode.unclear_replies == 2:
-            self.front_desk_task("unclear")
+            self.front_desk_task(TaskReason.UNCLEAR)
         # A third unclear reply already has a person assigned: no more automated texts.
 
-    def front_desk_task(self, reason: str) -> None:
+    def front_desk_task(self, reason: TaskReason) -> None:
         hours = self.practice.business_hours()
         due = hours.add_business_time(hours.next_opening(self.now), FRONT_DESK_SLA)
         task = self.task(TaskQueue.FRONT_DESK, reason, due)
-        self.reply("handoff", callback_time=self.callback_time(task.due_at))
+        self.reply(MessageKind.HANDOFF, callback_time=self.callback_time(task.due_at))
 
-    def task(self, queue: TaskQueue, reason: str, due: datetime) -> Task:
+    def task(self, queue: TaskQueue, reason: TaskReason, due: datetime) -> Task:
         """One open task per queue per episode: asking twice does not double the work."""
         existing = self.session.scalars(
             select(Task).where(

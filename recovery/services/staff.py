@@ -21,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
+from recovery.domain.messages import MessageKind
+from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     AuditAction,
@@ -50,10 +52,10 @@ QUEUE_LABELS = {
     TaskQueue.FRONT_DESK: "Front desk",
 }
 REASON_LABELS = {
-    "billing": "Billing question",
-    "refill": "Prescription refill",
-    "unclear": "Reply not understood",
-    "book": "Wants an appointment",
+    TaskReason.BILLING: "Billing question",
+    TaskReason.REFILL: "Prescription refill",
+    TaskReason.UNCLEAR: "Reply not understood",
+    TaskReason.BOOK: "Wants an appointment",
 }
 OUTCOME_LABELS = {
     EpisodeOutcome.BOOKED: "Booked",
@@ -74,10 +76,10 @@ INTENT_LABELS = {
     "unknown": "Not understood",
 }
 MESSAGE_KIND_LABELS = {
-    "first_text": "First text",
-    "nudge": "Follow-up",
-    "page": "Page",
-    "page_ack": "Page confirmation",
+    MessageKind.FIRST_TEXT: "First text",
+    MessageKind.NUDGE: "Follow-up",
+    MessageKind.PAGE: "Page",
+    MessageKind.PAGE_ACK: "Page confirmation",
 }
 # How a text's delivery state reads to staff: "accepted" is provider talk for "sent".
 DELIVERY_LABELS = {
@@ -255,7 +257,7 @@ def view_page(
     names = _people_by_phone(practice, page)
     texts = session.scalars(
         select(Message)
-        .where(Message.page_id == page.id, Message.kind == "page")
+        .where(Message.page_id == page.id, Message.kind == MessageKind.PAGE)
         .order_by(Message.created_at, Message.id)
     )
     record(
@@ -474,7 +476,7 @@ def _task_row(task: Task, caller: str, clock: Clock, viewer: Viewer) -> TaskRow:
         episode_id=task.episode_id,
         queue=task.queue.value,
         queue_label=QUEUE_LABELS[task.queue],
-        reason_label=REASON_LABELS.get(task.reason, task.reason.replace("_", " ").capitalize()),
+        reason_label=REASON_LABELS[task.reason],
         status=task.status.value,
         due_at=clock.local(task.due_at),
         overdue=task.status is not TaskStatus.DONE and task.due_at < clock.now,
@@ -639,7 +641,7 @@ def view_episode(
 
     tasks = list(session.scalars(select(Task).where(Task.episode_id == episode.id)))
     for task in tasks:
-        label = f"{QUEUE_LABELS[task.queue]} task: {REASON_LABELS.get(task.reason, task.reason)}"
+        label = f"{QUEUE_LABELS[task.queue]} task: {REASON_LABELS[task.reason]}"
         due = clock.local(task.due_at).strftime("%a %b %-d, %-I:%M %p")
         timeline.append(Entry(clock.local(task.created_at), "task", label, meta=f"due {due}"))
         if task.claimed_at and task.claimed_by and task.status is TaskStatus.CLAIMED:

@@ -10,15 +10,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import national_format
 from recovery.domain.templates import SmsContext, SmsTemplates
 from recovery.models import Direction, Message, MessageStatus, Practice
-
-# Answers that still go to a number that opted out, each one a reply to the patient's own
-# text, never a text we start: the opt-out confirmation (carriers require it), HELP
-# (carriers require an answer to it), and the 911 guidance to a patient who just wrote
-# that it is urgent (safety before convenience).
-OPT_OUT_EXEMPT_KINDS = frozenset({"stop", "help", "urgent"})
 
 
 def queue_text(
@@ -27,7 +22,7 @@ def queue_text(
     practice: Practice,
     *,
     to: str,
-    kind: str,
+    kind: MessageKind,
     now: datetime,
     template: str | None = None,
     language: str = "en",
@@ -54,7 +49,7 @@ def queue_text(
         kind=kind,
         from_number=line,
         to_number=to,
-        body=templates.render(template or kind, context, language),
+        body=templates.render(template or kind.template, context, language),
         status=MessageStatus.PENDING,
         created_at=now,
         next_attempt_at=now,

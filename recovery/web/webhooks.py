@@ -44,8 +44,6 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 DIAL_STATUS_PATH = "/webhooks/twilio/voice/dial-status"
 
-UNTEXTABLE = frozenset({"withheld", "invalid", "own_number", "blocked", "opted_out"})
-
 
 @bp.errorhandler(Forbidden)
 def _forbidden(exc: Forbidden) -> tuple[Response, int]:
@@ -113,7 +111,7 @@ def _twiml(response: VoiceResponse | MessagingResponse) -> Response:
 
 def _say_text_coming(result: IntakeResult, opening: str) -> VoiceResponse:
     response = VoiceResponse()
-    if result.skip_reason in UNTEXTABLE:
+    if result.skip_reason is not None and result.skip_reason.untextable:
         response.say(f"{opening} Please call us back during our opening hours. Goodbye.")
     else:
         response.say(f"{opening} We'll send you a text message in a moment. Goodbye.")

@@ -1,0 +1,58 @@
+"""The vocabulary of texts: what kind a message is, and what became of a send.
+
+StrEnums, stored by value (`enum_column`): a kind reads as itself in psql and in a log
+line, and a kind is also the name of its template in `templates/sms/`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class MessageKind(enum.StrEnum):
+    # Texts we start.
+    FIRST_TEXT = "first_text"  # the answer to a missed call
+    NUDGE = "nudge"  # one follow-up when the patient has not replied
+    PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
+    # Answers to a patient's reply, one per thing they can ask for.
+    BOOK = "book"  # the tracked booking link
+    BILLING = "billing"  # a billing task was opened: when to expect the call
+    REFILL = "refill"  # a care-team task was opened: when to expect the call
+    URGENT = "urgent"  # the 911 guidance, before the page goes out
+    STOP = "stop"  # the opt-out confirmation
+    START = "start"  # opted back in
+    HELP = "help"  # who we are and how to stop
+    REPROMPT = "reprompt"  # the first reply we did not understand: the menu again
+    HANDOFF = "handoff"  # a person will call: a front-desk task was opened
+    # Answers to a clinician's ACK.
+    PAGE_ACK = "page_ack"  # you have the page
+    ACK_PROBLEM = "ack_problem"  # your ACK did not take a page (AckProblem says why)
+    # Inbound.
+    REPLY = "reply"  # a text someone sent to a practice line
+
+    @property
+    def template(self) -> str:
+        return self.value
+
+
+# Answers that still go to a number that opted out, each one a reply to the patient's own
+# text, never a text we start: the opt-out confirmation (carriers require it), HELP
+# (carriers require an answer to it), and the 911 guidance to a patient who just wrote
+# that it is urgent (safety before convenience).
+OPT_OUT_EXEMPT_KINDS = frozenset({MessageKind.STOP, MessageKind.HELP, MessageKind.URGENT})
+
+
+class DeliveryOutcome(enum.StrEnum):
+    """What one `outreach.deliver` call did with the text it was given."""
+
+    NOT_CLAIMED = "not_claimed"  # another worker has it, it is done, or its retry is not due
+    ACCEPTED = "accepted"  # the provider took it
+    SUPPRESSED = "suppressed"  # not sent on purpose (SuppressionReason says why)
+    RETRY = "retry"  # the provider refused it for now: it waits for its next attempt
+    FAILED = "failed"  # the provider refused it for good, or it waited too long
+
+
+class SuppressionReason(enum.StrEnum):
+    """Why a text was not sent on purpose; kept in the message's error_message."""
+
+    OPTED_OUT = "opted out"  # the number opted out after the text was queued
