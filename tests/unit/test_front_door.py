@@ -233,7 +233,7 @@ def test_simulator_thread_shows_what_reached_the_phone_and_what_it_sent(
     with sessions() as session:
         bubbles = simulator.thread(session, cipher, line, "+15125550133")
     fragment = html.unescape(
-        client.get(f"/simulator/thread?line=%2B15125550100&phone=%2B15125550133").get_data(
+        client.get("/simulator/thread?line=%2B15125550100&phone=%2B15125550133").get_data(
             as_text=True
         )
     )
