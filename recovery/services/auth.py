@@ -15,6 +15,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from recovery.db import insert_unique
 from recovery.models import AuditAction, Practice, Role, User
+from recovery.models.user import fit_name
 from recovery.services.audit import record
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ class Viewer:
         # can act on an urgent call may do it, not the front desk.
         return self.role in (Role.CLINICIAN, Role.MANAGER, Role.ADMIN)
 
+    @property
+    def can_see_reports(self) -> bool:
+        # The recovery report is the practice's business figures: for whoever runs it.
+        return self.role in (Role.MANAGER, Role.ADMIN)
+
     def may_see(self, practice_id: int) -> bool:
         return self.is_admin or self.practice_id == practice_id
 
@@ -85,7 +91,7 @@ def create_user(
         raise AccountError("only an admin may have no practice: give --practice")
     user = User(
         email=email,
-        name=name.strip()[:100],
+        name=fit_name(name.strip()),
         password_hash=generate_password_hash(password),
         role=role,
         practice_id=practice_id,
