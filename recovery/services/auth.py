@@ -52,6 +52,11 @@ class Viewer:
         # can act on an urgent call may do it, not the front desk.
         return self.role in (Role.CLINICIAN, Role.MANAGER, Role.ADMIN)
 
+    @property
+    def can_see_reports(self) -> bool:
+        # The recovery report is the practice's business figures: for whoever runs it.
+        return self.role in (Role.MANAGER, Role.ADMIN)
+
     def may_see(self, practice_id: int) -> bool:
         return self.is_admin or self.practice_id == practice_id
 

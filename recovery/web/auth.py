@@ -37,7 +37,7 @@ from recovery.db import session_scope, utcnow
 from recovery.models import AuditAction
 from recovery.services.audit import record
 from recovery.services.auth import Viewer, authenticate, load_viewer
-from recovery.web import runtime_of
+from recovery.web import drafts, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ def check_csrf() -> None:
     """Refuse a POST whose form does not carry the session's token: another site can make
     a signed-in browser post to us, but it cannot read the token to put in the form."""
     if request.method != "POST":
+        return
+    if _requires_login(request.endpoint) and current_viewer() is None:
+        # Signed out (the session expired): login_required keeps what was typed and asks
+        # them to sign in; nothing is done as anyone, so there is nothing to forge.
         return
     expected = session.get("csrf")
     sent = request.form.get(CSRF_FIELD, "")
@@ -155,15 +159,29 @@ def viewer() -> Viewer:
 
 
 def login_required(view: F) -> F:
-    """Send whoever is not signed in to /login, and back here afterwards."""
+    """Send whoever is not signed in to /login, and back here afterwards. A form posted
+    after the session expired is kept, to be shown again once they have signed in."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_viewer() is None:
+            if request.method == "POST":
+                drafts.keep_posted_form()
+                flash(
+                    "You were signed out, so that was not saved. Sign in again: what you "
+                    "typed is kept.",
+                    "warn",
+                )
             return redirect(url_for("auth.login", next=_return_path()))
         return view(*args, **kwargs)
 
+    wrapped.requires_login = True  # type: ignore[attr-defined]
     return cast(F, wrapped)
+
+
+def _requires_login(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, "requires_login", False))
 
 
 def _return_path() -> str:
@@ -219,8 +237,13 @@ def login() -> Response | str | tuple[str, int]:
         # The same words for an unknown email, a wrong password and a deactivated user.
         error = "That email and password do not match an active account."
         return render_template("login.html", next=next_path, email=email, error=error), 401
-    # A fresh session: nothing from before signing in (a planted token) carries over.
+    # A fresh session: nothing from before signing in (a planted token) carries over,
+    # except a form they typed before their session expired.
+    draft = drafts.carry_over()
     session.clear()
+    drafts.restore(draft)
+    if draft:
+        flash("Signed in again. What you typed is back in the form: check it and send it.", "ok")
     session.permanent = True
     session["user_id"] = signed_in.id
     session["csrf"] = secrets.token_urlsafe(32)
