@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.domain.periods import custom
+from recovery.domain.tasks import TaskReason
 from recovery.models import (
     CallDisposition,
     CallEvent,
@@ -130,7 +131,8 @@ def week(sessions: sessionmaker[Session]) -> None:
         ) -> None:
             s.add(
                 Task(
-                    practice_id=valley, episode_id=episode.id, queue=queue, reason="x",
+                    practice_id=valley, episode_id=episode.id, queue=queue,
+                    reason=TaskReason.BILLING,
                     status=TaskStatus.DONE if done else TaskStatus.OPEN, due_at=at(due),
                     created_at=at(created), completed_at=at(done) if done else None,
                 )
