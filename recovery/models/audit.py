@@ -21,6 +21,14 @@ class AuditAction(enum.Enum):
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"
+    VIEW_USERS = "view_users"
+    INVITE_USER = "invite_user"  # detail: the new user's id and role
+    CHANGE_ROLE = "change_role"
+    DEACTIVATE_USER = "deactivate_user"
+    REACTIVATE_USER = "reactivate_user"
+    SET_PASSWORD = "set_password"  # noqa: S105 - an action name; through a one-time link
+    EDIT_ROSTER = "edit_roster"  # the on-call order or the manager to page
+    EDIT_SAVED_REPLIES = "edit_saved_replies"
     VIEW_REPORT = "view_report"  # figures only, no PHI; kept to show who reads the report
     VIEW_EPISODES = "view_episodes"  # the episode list: masked callers, times, outcomes
     EXPORT_EPISODES = "export_episodes"  # the CSV of a range

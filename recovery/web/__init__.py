@@ -78,6 +78,7 @@ def create_app(
 
 
 def register_blueprints(app: Flask) -> None:
+    from recovery.web.admin import bp as admin_bp
     from recovery.web.auth import bp as auth_bp
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
@@ -94,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     # between the signed-out welcome and the signed-in queue.
     app.register_blueprint(landing_bp)
     app.register_blueprint(simulator_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(staff_bp)
 
 
