@@ -12,7 +12,15 @@ from recovery.db import Base, created_at
 
 class AuditAction(enum.Enum):
     LOGIN = "login"
-    LOGIN_FAILED = "login_failed"  # a known user's wrong password
+    LOGIN_FAILED = "login_failed"  # a wrong password, a wrong code, or an unknown email
+    LOGIN_THROTTLED = "login_throttled"  # refused unchecked: too many failures of late
+    LOGIN_SECOND_FACTOR = "login_second_factor"  # the password was right; a code is asked
+    TOTP_ENROLLED = "totp_enrolled"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    SESSION_EXPIRED = "session_expired"  # idle or too old: signed out by the clock
+    SIGN_OUT_EVERYWHERE = "sign_out_everywhere"
+    DENIED = "denied"  # a signed-in user asked for something not theirs (403/404)
+    CLI_CHANGE = "cli_change"  # the command line changed a user, practice, key or token
     LOGOUT = "logout"
     VIEW_PAGE = "view_page"  # the page link: the patient's number and words
     ACK_PAGE = "ack_page"
@@ -28,7 +36,8 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_events_user_id_at", "user_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # None when no signed-in user acted: a sign-in for an unknown email, the command line.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Stored as its value in a plain string column: an action added later needs no migration.
     action: Mapped[str] = mapped_column(String(32))
     episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)

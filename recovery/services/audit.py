@@ -16,7 +16,7 @@ from recovery.models import AuditAction, AuditEvent
 
 def record(
     session: Session,
-    user_id: int,
+    user_id: int | None,
     action: AuditAction,
     *,
     now: datetime,
