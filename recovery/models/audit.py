@@ -29,6 +29,9 @@ class AuditAction(enum.Enum):
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"
+    VIEW_REPORT = "view_report"  # figures only, no PHI; kept to show who reads the report
+    VIEW_EPISODES = "view_episodes"  # the episode list: masked callers, times, outcomes
+    EXPORT_EPISODES = "export_episodes"  # the CSV of a range
 
 
 class AuditEvent(Base):
@@ -36,8 +39,10 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_events_user_id_at", "user_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # None when no signed-in user acted: a sign-in for an unknown email, the command line.
+    # Who: a signed-in user, or (for the API) the token that was used; neither for a
+    # sign-in with an unknown email or a change made from the command line.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
     # Stored as its value in a plain string column: an action added later needs no migration.
     action: Mapped[str] = mapped_column(String(32))
     episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)

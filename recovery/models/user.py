@@ -9,6 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
 
+# A person's name as shown on a claimed task or a taken page: one length for every column
+# that holds one, and one function that makes a name fit it.
+NAME_LENGTH = 100
+
+
+def fit_name(name: str) -> str:
+    return name[:NAME_LENGTH]
+
 
 class Role(enum.Enum):
     STAFF = "staff"  # front desk, billing: works the task queue
@@ -23,7 +31,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-case: people type their address with whatever capitals they like.
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[Role] = mapped_column(enum_column(Role))
     # None only for admins, who see every practice.

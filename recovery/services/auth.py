@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash
 
 from recovery.db import insert_unique
 from recovery.models import AuditAction, Practice, Role, User
+from recovery.models.user import fit_name
 from recovery.services.audit import record
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class Viewer:
     @property
     def needs_second_factor(self) -> bool:
         return self.role in SECOND_FACTOR_ROLES or self.totp_enrolled
+
+    @property
+    def can_see_reports(self) -> bool:
+        # The recovery report is the practice's business figures: for whoever runs it.
+        return self.role in (Role.MANAGER, Role.ADMIN)
 
     def may_see(self, practice_id: int) -> bool:
         return self.is_admin or self.practice_id == practice_id
@@ -130,7 +136,7 @@ def create_user(
         raise AccountError("only an admin may have no practice: give --practice")
     user = User(
         email=email,
-        name=name.strip()[:100],
+        name=fit_name(name.strip()),
         password_hash=hash_password(password),
         role=role,
         practice_id=practice_id,

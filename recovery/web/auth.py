@@ -50,7 +50,7 @@ from recovery.services.auth import (
     record_sign_in,
     sign_out_everywhere,
 )
-from recovery.web import runtime_of
+from recovery.web import drafts, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,10 @@ def check_csrf() -> None:
     """Refuse a POST whose form does not carry the session's token: another site can make
     a signed-in browser post to us, but it cannot read the token to put in the form."""
     if request.method != "POST":
+        return
+    if _requires_login(request.endpoint) and current_viewer() is None:
+        # Signed out (the session expired): login_required keeps what was typed and asks
+        # them to sign in; nothing is done as anyone, so there is nothing to forge.
         return
     expected = session.get("csrf")
     sent = request.form.get(CSRF_FIELD, "")
@@ -233,15 +237,29 @@ def viewer() -> Viewer:
 
 
 def login_required(view: F) -> F:
-    """Send whoever is not signed in to /login, and back here afterwards."""
+    """Send whoever is not signed in to /login, and back here afterwards. A form posted
+    after the session expired is kept, to be shown again once they have signed in."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_viewer() is None:
+            if request.method == "POST":
+                drafts.keep_posted_form()
+                flash(
+                    "You were signed out, so that was not saved. Sign in again: what you "
+                    "typed is kept.",
+                    "warn",
+                )
             return redirect(url_for("auth.login", next=_return_path()))
         return view(*args, **kwargs)
 
+    wrapped.requires_login = True  # type: ignore[attr-defined]
     return cast(F, wrapped)
+
+
+def _requires_login(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, "requires_login", False))
 
 
 def _return_path() -> str:
@@ -354,7 +372,9 @@ def login() -> Any:
 
 def _start_second_factor(signed_in: Viewer, next_path: str) -> None:
     # A fresh session holding only "this password was right, just now": not signed in.
+    draft = drafts.carry_over()
     session.clear()
+    drafts.restore(draft)
     session["pending_uid"] = signed_in.id
     session["pending_sv"] = signed_in.session_version
     session["pending_at"] = int(utcnow().timestamp())
@@ -377,9 +397,14 @@ def _pending_viewer() -> Viewer | None:
 
 def _finish_sign_in(signed_in: Viewer) -> None:
     # A fresh session, a new cookie: nothing from before signing in (a planted token, a
-    # cookie someone saw on the login page) carries over.
+    # cookie someone saw on the login page) carries over, except a form they typed
+    # before their session expired.
     now = int(utcnow().timestamp())
+    draft = drafts.carry_over()
     session.clear()
+    drafts.restore(draft)
+    if draft:
+        flash("Signed in again. What you typed is back in the form: check it and send it.", "ok")
     session.permanent = True
     session["uid"] = signed_in.id
     session["sv"] = signed_in.session_version
