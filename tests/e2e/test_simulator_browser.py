@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import make_engine, make_session_factory, session_scope
 from recovery.models import Practice, Role, Task, TaskQueue, User
-from recovery.testing.stack import Stack
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, WEBHOOK_SECRET
 from tests.e2e import scenario
 from tests.e2e.conftest import DESKTOP, PHONE, shot
 from tests.integration.conftest import REDIS_URL, fresh_database, unavailable
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +31,8 @@ PATIENT = "+15125550133"
 def console_stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     import redis
 
-    from recovery.testing.stack import StackConfig
     from tests.conftest import PRACTICES_FILE
+    from tests.support.stack import StackConfig
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
