@@ -4,7 +4,7 @@ One-time set-password links (hashed) for invitations; saved replies per practice
 sent a staff reply; when the on-call roster became the browser's to edit.
 
 Revision ID: 4469237593db
-Revises: 0854e8d1179c
+Revises: 5e55a0f2c0de
 Create Date: 2026-12-02 08:20:49.613162
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import recovery.db
 
 revision: str = "4469237593db"
-down_revision: str | None = "0854e8d1179c"
+down_revision: str | None = "5e55a0f2c0de"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
