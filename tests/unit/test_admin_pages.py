@@ -32,6 +32,7 @@ def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTem
     with session_scope(sessions) as session:
         valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
         desk = session.scalars(select(User).where(User.email == built.users.desk)).one()
+        ada = session.scalars(select(User).where(User.email == built.users.admin)).one()
         session.add(
             User(
                 email=MANAGER,
@@ -40,6 +41,7 @@ def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTem
                 role=Role.MANAGER,
                 practice_id=valley.id,
                 active=True,
+                totp_secret=ada.totp_secret,  # managers sign in with a code too
             )
         )
     return built
