@@ -1,4 +1,4 @@
-"""The Twilio double (recovery.testing.twilio_double) in a process of its own.
+"""The Twilio double (tests.support.twilio_double) in a process of its own.
 
 In the load generator's process its request threads would share one GIL with the event
 loop that sends the webhooks, and every text the double received would make a webhook
@@ -31,7 +31,7 @@ class ReceivedText:
 
 
 def serve(account_sid: str, auth_token: str, delay_s: float) -> None:
-    from recovery.testing.twilio_double import TwilioDouble
+    from tests.support.twilio_double import TwilioDouble
 
     def answer(value: Any) -> None:
         sys.stdout.write(json.dumps(value) + "\n")

@@ -44,7 +44,7 @@ from bench.scenarios import (
     reply_expectations,
 )
 from bench.stats import Summary, summarize
-from recovery.testing.stack import Stack, StackConfig
+from tests.support.stack import Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = Secrets(

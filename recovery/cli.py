@@ -7,13 +7,20 @@ import os
 import secrets
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import click
 import requests
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 from recovery.config import Settings
+from recovery.simulation import missed_dial_action_form
+
+__all__ = ["main", "migrate", "missed_dial_action_form"]
 
 DEV_ENV_FILE = Path(".env")
 
@@ -104,6 +111,7 @@ def users_add(email: str, name: str, practice_slug: str | None, role: str, passw
                 role=Role(role),
                 practice_slug=practice_slug,
             )
+            audit_cli(session, f"users add {user.id} {user.role.value}")
             click.echo(
                 f"added {user.email} ({user.role.value}, {practice_slug or 'all practices'})"
             )
@@ -144,13 +152,15 @@ def users_set_password(email: str, password: str) -> None:
     try:
         with session_scope(make_session_factory(engine)) as session:
             user = set_password(session, email, password)
+            if user is not None:
+                audit_cli(session, f"users set-password {user.id}")
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
     if user is None:
         raise click.ClickException(f"no user {email}")
-    click.echo(f"new password set for {user.email}")
+    click.echo(f"new password set for {user.email}; their sessions have ended")
 
 
 @users.command("deactivate")
@@ -163,10 +173,66 @@ def users_deactivate(email: str) -> None:
     engine = make_engine(Settings().effective_database_url)
     with session_scope(make_session_factory(engine)) as session:
         user = set_active(session, email, False)
+        if user is not None:
+            audit_cli(session, f"users deactivate {user.id}")
     engine.dispose()
     if user is None:
         raise click.ClickException(f"no user {email}")
     click.echo(f"deactivated {user.email}")
+
+
+@users.command("sign-out")
+@click.argument("email")
+def users_sign_out(email: str) -> None:
+    """End every session of EMAIL now (a lost phone, a shared computer left signed in)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import end_sessions, find_user
+
+    engine = make_engine(Settings().effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        user = find_user(session, email)
+        if user is not None:
+            end_sessions(user)
+            audit_cli(session, f"users sign-out {user.id}")
+    engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"signed {user.email} out everywhere")
+
+
+@users.command("reset-2fa")
+@click.argument("email")
+def users_reset_second_factor(email: str) -> None:
+    """Forget EMAIL's authenticator app and recovery codes: they set up a new one at their
+    next sign-in (check who is asking first: this is what an attacker would ask for)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import reset_second_factor
+
+    engine = make_engine(Settings().effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        user = reset_second_factor(session, email)
+        if user is not None:
+            audit_cli(session, f"users reset-2fa {user.id}")
+    engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"{user.email} sets up a new sign-in code at their next sign-in")
+
+
+def audit_cli(session: Session, what: str) -> None:
+    """Every change made from the command line is in the audit log, with the OS account
+    that made it (there is no signed-in user to name)."""
+    import getpass
+
+    from recovery.db import utcnow
+    from recovery.models import AuditAction
+    from recovery.services.audit import record
+
+    try:
+        actor = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        actor = f"uid {os.getuid()}"
+    record(session, None, AuditAction.CLI_CHANGE, now=utcnow(), detail=f"{what} by {actor}")
 
 
 # --- run -------------------------------------------------------------------------------
@@ -179,15 +245,26 @@ def run(port: int | None) -> None:
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    # Whatever the processes below create (the SQLite file, the console outbox, the
+    # broker's queue files) is for this account's eyes only: it holds patients' numbers.
+    os.umask(0o077)
     ensure_dev_env(DEV_ENV_FILE)
     settings = Settings()
     port = port or settings.port
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secure_local_files(DEV_ENV_FILE, settings.var_dir)
     migrate(settings)
     if settings.practices_file:
         load_practices_file(settings, Path(settings.practices_file))
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    public_base_url = local_base_url(settings.public_base_url, port)
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": public_base_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    write_server_file(settings, public_base_url)
     manager = Manager(Printer(sys.stdout))
     manager.add_process(
         "web",
@@ -207,9 +284,46 @@ def run(port: int | None) -> None:
         "beat", f"{bin_dir}/celery -A workers.celery_app beat --loglevel WARNING", env=env
     )
     click.echo(f"Recovery is starting on http://127.0.0.1:{port} (Ctrl-C stops it).")
-    click.echo("Try it from another terminal:  .venv/bin/recovery simulate missed-call")
-    manager.loop()
+    if settings.sms_provider == "console":
+        click.echo(f"Try it in a browser:  {public_base_url}/simulator")
+    click.echo("Or from another terminal:  .venv/bin/recovery simulate missed-call")
+    try:
+        manager.loop()
+    finally:
+        server_file(settings).unlink(missing_ok=True)
     sys.exit(manager.returncode)
+
+
+def local_base_url(configured: str, port: int) -> str:
+    """On a laptop the URL follows the port `run` was given; a real public URL (a tunnel,
+    a proxy) is kept as it is, whatever port we listen on behind it."""
+    host = urlsplit(configured).hostname
+    if host in ("127.0.0.1", "localhost", "::1", None):
+        return f"http://127.0.0.1:{port}"
+    return configured
+
+
+def server_file(settings: Settings) -> Path:
+    return settings.var_dir / "server.json"
+
+
+def write_server_file(settings: Settings, public_base_url: str) -> None:
+    """Where `recovery run` is listening, for `recovery simulate` in another terminal."""
+    server_file(settings).write_text(
+        json.dumps({"public_base_url": public_base_url, "pid": os.getpid()}), encoding="utf-8"
+    )
+
+
+def running_settings(settings: Settings) -> Settings:
+    """The settings of the server `recovery run` started, when one is running: the same
+    base URL, so simulated webhooks reach it and are signed over the URL it checks."""
+    path = server_file(settings)
+    try:
+        running = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(running["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings
+    return settings.model_copy(update={"public_base_url": str(running["public_base_url"])})
 
 
 def migrate(settings: Settings) -> None:
@@ -222,11 +336,28 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
+def secure_local_files(env_file: Path, var_dir: Path) -> None:
+    """Repair what older versions created readable by every local account: the .env (the
+    secrets), and var/ (the database, the outbox of texts, the broker's files)."""
+    if env_file.exists():
+        env_file.chmod(0o600)
+    if not var_dir.exists():
+        return
+    var_dir.chmod(0o700)
+    for child in var_dir.rglob("*"):
+        if child.is_symlink():
+            continue
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
 def ensure_dev_env(path: Path) -> None:
     """A first `make run` writes a local .env with fresh secrets, so the simulate command
     (another process) signs its webhooks with the same ones the server checks."""
     if path.exists():
         return
+    # Created 0600 from the start: between a write and a later chmod, anyone could read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
     path.write_text(
         "# Written by the first `recovery run`; the embedded default. See README.md.\n"
         f"SECRET_KEY={secrets.token_hex(32)}\n"
@@ -252,7 +383,10 @@ def simulate() -> None:
 @click.option("--from", "caller", default="+15125550199", show_default=True)
 @click.option("--to", "called", default="+15125550100", show_default=True)
 @click.option(
-    "--url", default=None, help="Base URL of the running server (default PUBLIC_BASE_URL)."
+    "--url",
+    default=None,
+    help="Base URL of the running server (default: where `recovery run` listens, else "
+    "PUBLIC_BASE_URL).",
 )
 @click.option(
     "--via",
@@ -266,16 +400,24 @@ def simulate_missed_call(
     caller: str, called: str, url: str | None, via: str | None, wait: bool
 ) -> None:
     """Post a correctly signed missed-call webhook, then show the text it produced."""
-    settings = Settings()
-    base = (url or settings.public_base_url).rstrip("/")
+    from recovery import simulation
+
+    settings = _simulation_settings(url)
     via = via or ("twilio" if settings.twilio_auth_token else "generic")
     sent_at = time.monotonic()
     if via == "twilio":
         call_id = "CA" + secrets.token_hex(16)
-        response = post_twilio_dial_action(settings, base, call_id, caller, called)
+        response = post_twilio_dial_action(
+            settings, settings.public_base_url, call_id, caller, called
+        )
     else:
-        call_id = "sim-" + secrets.token_hex(8)
-        response = post_generic_missed_call(settings, base, call_id, caller, called)
+        generic = settings.model_copy(update={"twilio_auth_token": ""})
+        try:
+            signed = simulation.missed_call(generic, caller, called)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        response = _post_signed(settings.public_base_url, signed)
+        call_id = signed.reference
     click.echo(f"POST via {via} -> {response.status_code} {response.text.strip()[:300]}")
     if response.status_code >= 300:
         raise click.ClickException("the server refused the webhook (see above)")
@@ -285,45 +427,79 @@ def simulate_missed_call(
 
 @simulate.command("reply")
 @click.option("--from", "sender", default="+15125550199", show_default=True)
-@click.option("--to", "line", default="+15125550100", show_default=True)
 @click.option(
-    "--url", default=None, help="Base URL of the running server (default PUBLIC_BASE_URL)."
+    "--to",
+    "line",
+    default=None,
+    help="The practice line to text (default: the one this number last called).",
+)
+@click.option(
+    "--url",
+    default=None,
+    help="Base URL of the running server (default: where `recovery run` listens, else "
+    "PUBLIC_BASE_URL).",
 )
 @click.argument("text")
-def simulate_reply(sender: str, line: str, url: str | None, text: str) -> None:
+def simulate_reply(sender: str, line: str | None, url: str | None, text: str) -> None:
     """Text TEXT to a practice line as a patient (or an on-call clinician: "ACK 1234"),
     then show what it became: the texts sent back, a task, a page."""
-    settings = Settings()
-    base = (url or settings.public_base_url).rstrip("/")
-    sid = "SM" + secrets.token_hex(16)
-    form = {
-        "AccountSid": settings.twilio_account_sid or "AC" + "0" * 32,
-        "ApiVersion": "2010-04-01",
-        "MessageSid": sid,
-        "SmsMessageSid": sid,
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "NumMedia": "0",
-        "From": sender,
-        "To": line,
-        "Body": text,
-    }
-    response = post_signed_form(settings, base, "/webhooks/twilio/sms", form)
-    click.echo(f"POST /webhooks/twilio/sms -> {response.status_code}")
+    from recovery import simulation
+
+    settings = _simulation_settings(url)
+    line = line or last_line_called(settings, sender) or DEFAULT_LINE
+    try:
+        signed = simulation.text_message(settings, sender, line, text)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    response = _post_signed(settings.public_base_url, signed)
+    click.echo(f"POST /webhooks/twilio/sms (to {line}) -> {response.status_code}")
     if response.status_code >= 300:
         raise click.ClickException(response.text.strip()[:300])
-    show_reply_outcome(settings, sid)
+    show_reply_outcome(settings, signed.reference)
+
+
+DEFAULT_LINE = "+15125550100"
+
+
+def _simulation_settings(url: str | None) -> Settings:
+    settings = running_settings(Settings())
+    if url:
+        # An explicit --url is where the server is and what it signs over.
+        settings = settings.model_copy(update={"public_base_url": url.rstrip("/")})
+    return settings
+
+
+def last_line_called(settings: Settings, caller: str) -> str | None:
+    from recovery.db import make_engine, make_session_factory
+    from recovery.domain.phones import parse_number
+    from recovery.services.simulator import line_called_last
+
+    number = parse_number(caller).e164
+    if number is None:
+        return None
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return line_called_last(session, number)
+    finally:
+        engine.dispose()
+
+
+def _post_signed(base: str, signed: object) -> requests.Response:
+    from recovery.simulation import SignedPost
+
+    assert isinstance(signed, SignedPost)
+    data: dict[str, str] | bytes = signed.form if signed.form is not None else (signed.body or b"")
+    return _post(base + signed.path, data=data, headers=signed.headers)
 
 
 def post_signed_form(
     settings: Settings, base: str, path: str, form: dict[str, str]
 ) -> requests.Response:
     """POST a form as Twilio would: signed with the auth token over PUBLIC_BASE_URL + path."""
-    from twilio.request_validator import RequestValidator
+    from recovery.simulation import twilio_signature
 
-    signature = RequestValidator(settings.twilio_auth_token).compute_signature(
-        settings.public_base_url + path, form
-    )
+    signature = twilio_signature(settings, path, form)
     return _post(base + path, data=form, headers={"X-Twilio-Signature": signature})
 
 
@@ -391,56 +567,15 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
 def post_twilio_dial_action(
     settings: Settings, base: str, call_sid: str, caller: str, called: str
 ) -> requests.Response:
-    path = "/webhooks/twilio/voice/dial-status"
-    account_sid = settings.twilio_account_sid or "AC" + "0" * 32
+    from recovery.simulation import DIAL_ACTION_PATH, PLACEHOLDER_ACCOUNT_SID
+
+    account_sid = settings.twilio_account_sid or PLACEHOLDER_ACCOUNT_SID
     return post_signed_form(
-        settings, base, path, missed_dial_action_form(account_sid, call_sid, caller, called)
+        settings,
+        base,
+        DIAL_ACTION_PATH,
+        missed_dial_action_form(account_sid, call_sid, caller, called),
     )
-
-
-def missed_dial_action_form(
-    account_sid: str, call_sid: str, caller: str, called: str
-) -> dict[str, str]:
-    """What Twilio posts to a <Dial action> when the desk did not pick up (also the
-    benchmark's load)."""
-    return {
-        "AccountSid": account_sid,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid,
-        "CallStatus": "completed",
-        "DialCallStatus": "no-answer",
-        "DialCallDuration": "0",
-        "Direction": "inbound",
-        "From": caller,
-        "Caller": caller,
-        "To": called,
-        "Called": called,
-    }
-
-
-def post_generic_missed_call(
-    settings: Settings, base: str, call_id: str, caller: str, called: str
-) -> requests.Response:
-    from recovery.web.security import sign_generic
-
-    if not settings.webhook_secret:
-        raise click.ClickException("WEBHOOK_SECRET is not set (in the environment or .env)")
-    body = json.dumps(
-        {
-            "call_id": call_id,
-            "from": caller,
-            "to": called,
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "reason": "no-answer",
-        }
-    ).encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-Recovery-Timestamp": timestamp,
-        "X-Recovery-Signature": sign_generic(settings.webhook_secret, timestamp, body),
-    }
-    return _post(base + "/webhooks/calls/missed", data=body, headers=headers)
 
 
 def show_first_text(settings: Settings, provider: str, call_id: str, sent_at: float) -> None:

@@ -85,6 +85,17 @@ _PHONE_PATTERN = re.compile(
 )
 
 
+def last_four(number: str | None) -> str:
+    return re.sub(r"\D", "", number or "")[-4:]
+
+
+def mask_caller(number: str | None) -> str:
+    """A caller as a report or a CSV shows them: enough to tell two apart on a call-back
+    list (the last four digits), not enough to dial."""
+    four = last_four(number)
+    return f"***-***-{four}" if len(four) == 4 else "withheld"
+
+
 def mask_all(text: str) -> str:
     """Mask anything that looks like a phone number inside free text (a log message)."""
     return _PHONE_PATTERN.sub(lambda m: mask(m.group(0)), text)

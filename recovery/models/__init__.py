@@ -8,10 +8,12 @@ from recovery.models.message import STATUS_RANK, Direction, Message, MessageStat
 from recovery.models.page import Page, PageStatus
 from recovery.models.practice import Practice, PracticeNumber
 from recovery.models.task import Task, TaskQueue, TaskStatus
+from recovery.models.token import ApiToken
 from recovery.models.user import Role, User
 
 __all__ = [
     "STATUS_RANK",
+    "ApiToken",
     "AuditAction",
     "AuditEvent",
     "CallDisposition",

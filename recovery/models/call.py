@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
@@ -22,10 +22,14 @@ class CallEvent(Base):
     __tablename__ = "call_events"
     # The unique key is what makes webhooks idempotent: a retried or concurrent duplicate
     # fails the insert instead of racing a check-then-insert.
-    __table_args__ = (UniqueConstraint("provider", "provider_call_id"),)
+    # The report counts a practice's answered and missed calls over a period.
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_call_id"),
+        Index("ix_call_events_practice_id_occurred_at", "practice_id", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
     provider: Mapped[str] = mapped_column(String(32))
     provider_call_id: Mapped[str] = mapped_column(String(128))
     caller: Mapped[phone | None]  # E.164, or None when withheld or invalid

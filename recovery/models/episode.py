@@ -40,12 +40,13 @@ class Episode(Base):
         # The recovery report reads one practice's episodes over a period; carrying the
         # outcome and time-to-first-text in the index answers it from the index alone
         # (measured on 1,000,000 episodes: 71.8 -> 3.0 ms a practice-quarter, 438 -> 129 ms
-        # all practices over a year; bench/README.md).
+        # all practices over a year; bench/README.md). The report also reads intent and
+        # call_count (a missed-call episode has a call), so they are carried too.
         Index(
             "ix_episodes_practice_id_opened_at",
             "practice_id",
             "opened_at",
-            postgresql_include=["outcome", "time_to_first_text_ms"],
+            postgresql_include=["outcome", "time_to_first_text_ms", "intent", "call_count"],
         ),
     )
 

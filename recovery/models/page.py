@@ -10,6 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.models.user import NAME_LENGTH
 
 
 class PageStatus(enum.Enum):
@@ -38,5 +39,5 @@ class Page(Base):
     first_page_at: Mapped[datetime | None]
     next_escalation_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
-    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     created_at: Mapped[created_at]

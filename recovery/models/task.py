@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.models.user import NAME_LENGTH
 
 
 class TaskQueue(enum.Enum):
@@ -37,7 +38,7 @@ class Task(Base):
     status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.OPEN)
     due_at: Mapped[datetime]
     created_at: Mapped[created_at]
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     claimed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from recovery.domain.change import Changed
 from recovery.domain.phones import mask
 from recovery.domain.quiet_hours import in_quiet_hours, patient_timezone
 from recovery.domain.templates import SmsTemplates
@@ -37,6 +38,7 @@ from recovery.models import (
     Task,
     TaskStatus,
 )
+from recovery.models.user import fit_name
 from recovery.services.consent import is_opted_out
 from recovery.services.texts import queue_text
 
@@ -294,23 +296,24 @@ def _with_ref(url: str, token: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def claim_task(session: Session, task_id: int, *, by: str, now: datetime) -> Task | None:
+def claim_task(session: Session, task_id: int, *, by: str, now: datetime) -> Changed[Task] | None:
     """OPEN -> CLAIMED by `by`. A task someone already claimed stays theirs, and a done
     task stays done: both are returned unchanged. None for an unknown id."""
     # FOR UPDATE: two people clicking "claim" together; the second sees the first's claim.
     task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:
         return None
-    if task.status is TaskStatus.OPEN:
-        task.status = TaskStatus.CLAIMED
-        task.claimed_by = by[:100]
-        task.claimed_at = now
-    return task
+    if task.status is not TaskStatus.OPEN:
+        return Changed(task, False)
+    task.status = TaskStatus.CLAIMED
+    task.claimed_by = fit_name(by)
+    task.claimed_at = now
+    return Changed(task, True)
 
 
 def complete_task(
     session: Session, task_id: int, *, by: str, note: str | None, now: datetime
-) -> Task | None:
+) -> Changed[Task] | None:
     """The task is done; when it was the episode's last open work, the episode is RESOLVED.
 
     Completing a done task changes nothing. None for an unknown id.
@@ -319,22 +322,22 @@ def complete_task(
     if task is None:
         return None
     if task.status is TaskStatus.DONE:
-        return task
+        return Changed(task, False)
     # Lock the episode before counting its open work: two tasks of one episode completed
     # at once would each see the other still open, and neither would resolve it.
     episode = session.get(Episode, task.episode_id, with_for_update=True, populate_existing=True)
     task.status = TaskStatus.DONE
     task.completed_at = now
     if task.claimed_by is None:
-        task.claimed_by = by[:100]
+        task.claimed_by = fit_name(by)
         task.claimed_at = now
     if note is not None:
         task.note = note
     session.flush()
     if episode is None:
-        return task
+        return Changed(task, True)
     if not session.scalar(select(_open_work(episode.id))) and close_episode(
         episode, EpisodeOutcome.RESOLVED, now
     ):
         log.info("episode %s resolved by task %s", episode.id, task.id)
-    return task
+    return Changed(task, True)

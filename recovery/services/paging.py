@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.db import insert_unique
+from recovery.domain.change import Changed
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -52,6 +53,7 @@ from recovery.models import (
     PageStatus,
     Practice,
 )
+from recovery.models.user import fit_name
 from recovery.services.outcomes import close_episode
 from recovery.services.texts import queue_text
 
@@ -396,7 +398,7 @@ def acknowledge_by_link(
     code: str,
     staff_name: str,
     now: datetime,
-) -> Page | None:
+) -> Changed[Page] | None:
     """A logged-in staff member opened the page's link and took it. No confirmation text:
     they are looking at the page. Taking a page that is already taken changes nothing."""
     page = session.scalars(
@@ -407,10 +409,11 @@ def acknowledge_by_link(
     ).first()
     if page is None:
         return None
-    if page.status is PageStatus.ACTIVE:
-        _close(session, page, staff_name, now)
-        log.info("page %s (%s) acknowledged through its link", page.id, page.code)
-    return page
+    if page.status is not PageStatus.ACTIVE:
+        return Changed(page, False)
+    _close(session, page, staff_name, now)
+    log.info("page %s (%s) acknowledged through its link", page.id, page.code)
+    return Changed(page, True)
 
 
 def _was_paged(session: Session, page: Page, sender: str) -> bool:
@@ -439,7 +442,7 @@ def _name_for(page: Page, practice: Practice, sender: str) -> str:
 def _close(session: Session, page: Page, acknowledged_by: str, now: datetime) -> None:
     page.status = PageStatus.ACKNOWLEDGED
     page.acknowledged_at = now
-    page.acknowledged_by = acknowledged_by[:100]
+    page.acknowledged_by = fit_name(acknowledged_by)
     page.next_escalation_at = None  # the chain stops here
     episode = session.get(Episode, page.episode_id)
     if episode is not None:

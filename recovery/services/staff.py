@@ -308,13 +308,13 @@ def take_page(
     _find_page(session, viewer, code)
     if not viewer.can_take_pages:
         raise NotAllowed("Only clinicians and managers can take an urgent page.")
-    page = paging.acknowledge_by_link(
+    result = paging.acknowledge_by_link(
         session, templates, code=code, staff_name=viewer.name, now=now
     )
-    if page is None:
+    if result is None:
         raise NotFound
-    taken = page.acknowledged_at == now and page.acknowledged_by == viewer.name[:100]
-    if taken:
+    page = result.value
+    if result.changed:
         record(
             session,
             viewer.id,
@@ -323,7 +323,7 @@ def take_page(
             episode_id=page.episode_id,
             detail=f"page {page.code}",
         )
-    return TakeResult(taken, page.acknowledged_by)
+    return TakeResult(result.changed, page.acknowledged_by)
 
 
 # --- the task queue --------------------------------------------------------------------
@@ -506,11 +506,11 @@ class TaskResult:
 def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> TaskResult:
     """The viewer takes an open task. One already claimed stays with whoever has it."""
     _find_task(session, viewer, task_id)
-    task = outcomes.claim_task(session, task_id, by=viewer.name, now=now)
-    if task is None:
+    result = outcomes.claim_task(session, task_id, by=viewer.name, now=now)
+    if result is None:
         raise NotFound
-    changed = task.claimed_at == now and task.claimed_by == viewer.name[:100]
-    if changed:
+    task = result.value
+    if result.changed:
         record(
             session,
             viewer.id,
@@ -519,7 +519,7 @@ def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> T
             episode_id=task.episode_id,
             detail=f"task {task.id}",
         )
-    return TaskResult(task.id, changed, task.status.value, task.claimed_by)
+    return TaskResult(task.id, result.changed, task.status.value, task.claimed_by)
 
 
 def complete(
@@ -529,13 +529,11 @@ def complete(
     for each other is normal at a front desk, and the audit row says who did)."""
     _find_task(session, viewer, task_id)
     note = (note or "").strip()[:2000] or None
-    task = outcomes.complete_task(session, task_id, by=viewer.name, note=note, now=now)
-    if task is None:
+    result = outcomes.complete_task(session, task_id, by=viewer.name, note=note, now=now)
+    if result is None:
         raise NotFound
-    # complete_task read the task under lock: completed at our `now` means by us, not by a
-    # colleague who clicked a moment earlier.
-    changed = task.completed_at == now
-    if changed:
+    task = result.value
+    if result.changed:
         record(
             session,
             viewer.id,
@@ -544,7 +542,7 @@ def complete(
             episode_id=task.episode_id,
             detail=f"task {task.id}" + ("; with a note" if note else ""),
         )
-    return TaskResult(task.id, changed, task.status.value, task.claimed_by)
+    return TaskResult(task.id, result.changed, task.status.value, task.claimed_by)
 
 
 # --- an episode's story ----------------------------------------------------------------

@@ -10,7 +10,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, Response, jsonify
+from flask import Flask, jsonify, make_response, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
@@ -23,6 +24,7 @@ from recovery.log import configure_logging
 from recovery.schemas.practices import read_practices
 from recovery.services.outreach import Dispatcher
 from recovery.services.practices import PracticeDirectory, load_practices
+from recovery.web.throttle import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class Runtime:
     templates: SmsTemplates
     dispatcher: Dispatcher
     cipher: PhiCipher
+    throttle: SignInThrottle
     practices: PracticeDirectory | None = None
 
 
@@ -42,6 +45,7 @@ def create_app(
     *,
     sessions: sessionmaker[Session] | None = None,
     dispatcher: Dispatcher | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Flask:
     settings = settings or Settings()
     configure_logging(settings.log_level)
@@ -59,6 +63,12 @@ def create_app(
         SmsTemplates(TEMPLATES_DIR / "sms"),
         dispatcher,
         PhiCipher(settings.phi_key),
+        throttle
+        or SignInThrottle.from_url(
+            settings.redis_url,
+            per_account=settings.signin_limit_account,
+            per_address=settings.signin_limit_address,
+        ),
         PracticeDirectory(sessions, settings.practice_cache_s)
         if settings.practice_cache_s > 0
         else None,
@@ -70,6 +80,9 @@ def create_app(
 
     register_blueprints(app)
     register_error_handlers(app)
+    from recovery.web import drafts
+
+    drafts.register(app)
     return app
 
 
@@ -77,6 +90,8 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web.auth import bp as auth_bp
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
+    from recovery.web.landing import bp as landing_bp
+    from recovery.web.simulator import bp as simulator_bp
     from recovery.web.staff import bp as staff_bp
     from recovery.web.webhooks import bp as webhooks_bp
 
@@ -84,14 +99,27 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(auth_bp)
+    # Before staff: the first rule registered for "/" wins, and the landing page decides
+    # between the signed-out welcome and the signed-in queue.
+    app.register_blueprint(landing_bp)
+    app.register_blueprint(simulator_bp)
     app.register_blueprint(staff_bp)
+
+
+# Machines call these; everything else is a person with a browser.
+MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz")
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _json_error(exc: HTTPException) -> tuple[Response, int]:
-        # Machines call us; a JSON reason is what their logs can show.
-        return jsonify(error=exc.name.lower(), reason=exc.description), exc.code or 500
+    def _error(exc: HTTPException) -> ResponseReturnValue:
+        if request.path.startswith(MACHINE_PREFIXES):
+            # A JSON reason is what a phone system's logs can show.
+            return jsonify(error=exc.name.lower(), reason=exc.description), exc.code or 500
+        from recovery.web.auth import html_error, secure_headers
+
+        body, code = html_error(exc)
+        return secure_headers(make_response(body, code))
 
 
 def _load_practices_file(sessions: sessionmaker[Session], path: Path) -> None:

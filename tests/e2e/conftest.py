@@ -32,9 +32,9 @@ from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
-from recovery.testing.stack import free_port
 from tests.conftest import PRACTICES_FILE
 from tests.e2e import scenario
+from tests.support.stack import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE = os.environ.get("RECOVERY_REQUIRE_SERVICES") == "1"

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.cli import migrate
 from recovery.config import Settings
 from recovery.db import make_engine, make_session_factory
-from recovery.testing.stack import Stack, StackConfig
-from recovery.testing.twilio_double import TwilioDouble
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
+from tests.support.stack import Stack, StackConfig
+from tests.support.twilio_double import TwilioDouble
 
 REQUIRE = os.environ.get("RECOVERY_REQUIRE_SERVICES") == "1"
 DATABASE_URL = os.environ.get(

@@ -6,9 +6,9 @@ import time
 
 import requests
 
-from recovery.testing.stack import Stack
-from recovery.testing.twilio_double import TwilioDouble
 from tests.conftest import generic_request, load_form, twilio_signature, unique_sid
+from tests.support.stack import Stack
+from tests.support.twilio_double import TwilioDouble
 
 
 def post_twilio(

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.models import Episode, Message, MessageStatus
-from recovery.testing.stack import Stack
-from recovery.testing.twilio_double import TwilioDouble
 from tests.conftest import load_form, unique_sid
 from tests.integration.helpers import dial_form, post_generic, post_twilio, settle
+from tests.support.stack import Stack
+from tests.support.twilio_double import TwilioDouble
 
 pytestmark = pytest.mark.integration
 

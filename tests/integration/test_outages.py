@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import make_engine, make_session_factory
 from recovery.models import Message, MessageStatus
-from recovery.testing.stack import Stack, free_port
-from recovery.testing.twilio_double import TwilioDouble
 from tests.integration.conftest import REDIS_URL, fresh_database, stack_config, unavailable
 from tests.integration.helpers import dial_form, post_twilio, settle
+from tests.support.stack import Stack, free_port
+from tests.support.twilio_double import TwilioDouble
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,6 @@ from recovery.models import (
     Task,
     TaskQueue,
 )
-from recovery.testing.stack import Stack
-from recovery.testing.twilio_double import TwilioDouble
 from tests.conftest import generic_request, unique_sid
 from tests.integration.conftest import Clock
 from tests.integration.helpers import (
@@ -33,6 +31,8 @@ from tests.integration.helpers import (
     texts_to,
     wait_for_text_to,
 )
+from tests.support.stack import Stack
+from tests.support.twilio_double import TwilioDouble
 
 pytestmark = pytest.mark.integration
 

@@ -165,7 +165,8 @@ def click(sessions: sessionmaker[Session], token: str, now: datetime) -> str | N
 
 def claim(sessions: sessionmaker[Session], task_id: int, by: str, now: datetime) -> Task | None:
     with session_scope(sessions) as session:
-        return outcomes.claim_task(session, task_id, by=by, now=now)
+        result = outcomes.claim_task(session, task_id, by=by, now=now)
+        return None if result is None else result.value
 
 
 def complete(
@@ -176,7 +177,8 @@ def complete(
     now: datetime = T0 + timedelta(hours=1),
 ) -> Task | None:
     with session_scope(sessions) as session:
-        return outcomes.complete_task(session, task_id, by=by, note=note, now=now)
+        result = outcomes.complete_task(session, task_id, by=by, note=note, now=now)
+        return None if result is None else result.value
 
 
 # --- exactly one outcome ---------------------------------------------------------------
@@ -761,3 +763,20 @@ def test_completing_a_task_of_an_episode_that_ended_otherwise_keeps_that_outcome
 def test_unknown_task_ids_are_none(sessions: sessionmaker[Session]) -> None:
     assert claim(sessions, 9999, "alice", T0) is None
     assert complete(sessions, 9999) is None
+
+
+def test_a_repeated_claim_or_completion_says_it_changed_nothing(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    # The same person, the same second (a double-submitted form): only the first counts,
+    # which a comparison of timestamps and names could not tell.
+    task_id = add_task(sessions, open_episode(sessions, templates))
+    with session_scope(sessions) as session:
+        first = outcomes.claim_task(session, task_id, by="alice", now=T0)
+        again = outcomes.claim_task(session, task_id, by="alice", now=T0)
+        assert first is not None and again is not None
+        assert (first.changed, again.changed) == (True, False)
+        done = outcomes.complete_task(session, task_id, by="alice", note=None, now=T0)
+        redone = outcomes.complete_task(session, task_id, by="alice", note=None, now=T0)
+        assert done is not None and redone is not None
+        assert (done.changed, redone.changed) == (True, False)

@@ -605,7 +605,8 @@ def test_acknowledge_by_link_takes_the_page_without_a_text_and_is_idempotent(
         taken = acknowledge_by_link(
             session, templates, code=page.code, staff_name="Dr. Rivera (web)", now=taken_at
         )
-        assert taken is not None and taken.id == page.id
+        assert taken is not None and taken.value.id == page.id
+        assert taken.changed
     with session_scope(sessions) as session:
         again = acknowledge_by_link(
             session,
@@ -614,7 +615,7 @@ def test_acknowledge_by_link_takes_the_page_without_a_text_and_is_idempotent(
             staff_name="Someone Else",
             now=taken_at + timedelta(seconds=60),
         )
-        assert again is not None
+        assert again is not None and not again.changed
         unknown = acknowledge_by_link(
             session, templates, code="99999999", staff_name="x", now=taken_at
         )

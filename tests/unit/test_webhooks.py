@@ -479,7 +479,22 @@ def test_health_endpoint_checks_the_database(client: FlaskClient) -> None:
     assert response.status_code == 200 and response.json == {"status": "ok"}
 
 
-def test_unknown_route_answers_json_404(client: FlaskClient) -> None:
-    response = client.get("/nope")
+def test_unknown_webhook_or_api_route_answers_json_404(client: FlaskClient) -> None:
+    for path in ("/webhooks/nope", "/api/nope"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json is not None and response.json["error"] == "not found"
+
+
+def test_unknown_page_for_a_person_is_the_styled_html_404(client: FlaskClient) -> None:
+    response = client.get("/nope/deeper?x=1")
     assert response.status_code == 404
-    assert response.json is not None and response.json["error"] == "not found"
+    assert response.content_type.startswith("text/html")
+    page = response.get_data(as_text=True)
+    assert "Not found" in page and "staff.css" in page and "Sign in" in page
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_wrong_method_on_a_webhook_is_json_405(client: FlaskClient) -> None:
+    response = client.get("/webhooks/twilio/sms")
+    assert response.status_code == 405 and response.json is not None

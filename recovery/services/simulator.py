@@ -1,0 +1,107 @@
+"""The phone simulator's side of the conversation: the practice lines a visitor can call,
+and what one phone number and one practice line have texted each other.
+
+Only the simulator reads this, and the simulator exists only where texts are recorded
+instead of sent (SMS_PROVIDER=console): it shows a patient's own phone, words and all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from recovery.crypto import PhiCipher
+from recovery.models import CallEvent, Direction, Message, MessageStatus, Practice, PracticeNumber
+
+log = logging.getLogger(__name__)
+
+THREAD_LIMIT = 100
+# What a phone has in its inbox: the provider took the text. Queued, failed or suppressed
+# texts never reach it.
+RECEIVED_BY_THE_PHONE = frozenset(
+    {MessageStatus.ACCEPTED, MessageStatus.SENT, MessageStatus.DELIVERED}
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    number: str
+    practice_name: str
+    practice_slug: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Bubble:
+    id: int
+    at: datetime  # in the practice's zone
+    mine: bool  # written on the simulated phone
+    text: str
+    status: str  # delivery state of what the practice sent; "" for what the phone sent
+    kind: str
+
+
+def practice_lines(session: Session) -> list[Line]:
+    rows = session.execute(
+        select(PracticeNumber.number, Practice.name, Practice.slug, Practice.timezone)
+        .join(Practice, Practice.id == PracticeNumber.practice_id)
+        .order_by(Practice.name, PracticeNumber.position)
+    ).all()
+    return [Line(number, name, slug, tz) for number, name, slug, tz in rows]
+
+
+def line_called_last(session: Session, caller: str) -> str | None:
+    """The practice line this number last called or texted: where its next text goes."""
+    call = session.execute(
+        select(CallEvent.occurred_at, CallEvent.called)
+        .where(CallEvent.caller == caller)
+        .order_by(CallEvent.occurred_at.desc(), CallEvent.id.desc())
+        .limit(1)
+    ).first()
+    text = session.execute(
+        select(Message.created_at, Message.to_number)
+        .where(Message.direction == Direction.INBOUND, Message.from_number == caller)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .limit(1)
+    ).first()
+    latest = max((row for row in (call, text) if row is not None), key=lambda r: r[0], default=None)
+    return None if latest is None else str(latest[1])
+
+
+def thread(
+    session: Session, cipher: PhiCipher, line: Line, phone: str, *, limit: int = THREAD_LIMIT
+) -> list[Bubble]:
+    """The texts between `phone` and the practice `line`, oldest first."""
+    zone = ZoneInfo(line.timezone)
+    rows = list(
+        session.scalars(
+            select(Message)
+            .where(
+                or_(
+                    and_(Message.from_number == phone, Message.to_number == line.number),
+                    and_(Message.from_number == line.number, Message.to_number == phone),
+                )
+            )
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(limit)
+        )
+    )
+    bubbles = []
+    for m in reversed(rows):
+        if m.direction is Direction.INBOUND:
+            try:
+                text = cipher.decrypt(m.body_ciphertext or "")
+            except ValueError:
+                text = "(cannot be decrypted with the current key)"
+            bubbles.append(Bubble(m.id, m.created_at.astimezone(zone), True, text, "", m.kind))
+        elif m.status in RECEIVED_BY_THE_PHONE:
+            status = m.status.value
+            bubbles.append(
+                Bubble(m.id, m.created_at.astimezone(zone), False, m.body, status, m.kind)
+            )
+    return bubbles

@@ -1,0 +1,28 @@
+"""The front door: `/` tells a signed-out visitor what this is and where to sign in.
+
+A signed-in user has work waiting, so they go straight to their queue.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+from werkzeug.wrappers import Response
+
+from recovery.web import runtime_of
+from recovery.web.auth import current_viewer, protect
+
+bp = Blueprint("landing", __name__)
+protect(bp)
+
+
+def simulator_enabled() -> bool:
+    # The simulator posts signed webhooks as if it were the phone company: only where no
+    # real text can leave (the console provider records them instead of sending).
+    return runtime_of(current_app).settings.sms_provider == "console"
+
+
+@bp.get("/")
+def home() -> Response | str:
+    if current_viewer() is not None:
+        return redirect(url_for("staff.tasks"))
+    return render_template("landing.html", simulator=simulator_enabled())

@@ -1,0 +1,281 @@
+"""What a visitor meets before and around the staff pages: the landing page, the styled
+error pages, a form posted after the session expired, and the phone simulator."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.cli import local_base_url, running_settings, write_server_file
+from recovery.config import Settings
+from recovery.crypto import PhiCipher
+from recovery.db import utcnow
+from recovery.domain.templates import SmsTemplates
+from recovery.models import CallEvent, Direction, Message, MessageStatus
+from recovery.services import simulator
+from recovery.web import create_app
+from tests.e2e import scenario
+from tests.e2e.scenario import Scenario
+from tests.unit.conftest import RecordingDispatcher
+from tests.unit.test_staff_pages import csrf, sign_in, text_of
+
+LINE = scenario.LINE
+
+
+@pytest.fixture
+def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
+    return scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+
+
+# --- the landing page --------------------------------------------------------------------
+
+
+def test_a_signed_out_visitor_gets_the_landing_page_with_sign_in_and_simulator(
+    client: FlaskClient,
+) -> None:
+    response = client.get("/")
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "No patient lost to a missed call" in page
+    assert 'href="/login"' in page and 'href="/simulator"' in page
+
+
+def test_the_landing_page_has_no_simulator_link_when_texts_really_go_out(
+    settings: Settings, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    live = settings.model_copy(update={"sms_provider": "twilio"})
+    client = create_app(live, sessions=sessions, dispatcher=dispatcher).test_client()
+
+    page = text_of(client.get("/"))
+
+    assert 'href="/login"' in page and "/simulator" not in page
+    assert client.get("/simulator").status_code == 404
+
+
+def test_a_signed_in_user_going_to_the_front_door_lands_on_their_queue(
+    client: FlaskClient, world: Scenario
+) -> None:
+    sign_in(client, world.users.desk)
+
+    response = client.get("/")
+
+    assert response.status_code == 302 and response.headers["Location"] == "/tasks"
+
+
+# --- a form posted after the session expired ---------------------------------------------
+
+
+def test_a_note_posted_after_the_session_expired_is_kept_across_signing_in_again(
+    client: FlaskClient, world: Scenario, app: Flask
+) -> None:
+    sign_in(client, world.users.desk)
+    client.get("/tasks")
+    with client.session_transaction() as cookie:
+        cookie.clear()  # the browser dropped the expired session cookie
+    note = "Called back, left a voicemail about the Friday slot"
+
+    response = client.post(
+        f"/tasks/{world.billing_task_id}/complete",
+        data={"note": note, "next": "/tasks"},
+        headers={"Referer": "http://localhost/tasks"},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+    login = text_of(client.get(response.headers["Location"]))
+    assert "You were signed out" in login
+    with client.session_transaction() as cookie:
+        assert note not in str(dict(cookie))  # kept encrypted: the cookie is the browser's
+    after = client.post(
+        "/login",
+        data={
+            "email": world.users.desk,
+            "password": scenario.PASSWORD,
+            "next": "/tasks",
+            "csrf_token": csrf(client),
+        },
+    )
+    assert after.headers["Location"] == "/tasks"
+    tasks = text_of(client.get("/tasks"))
+    assert f'value="{note}"' in tasks
+    assert "What you typed is back in the form" in tasks
+    # Nothing was done with it, and it is shown once.
+    assert "Completed by" not in tasks.split("Completed in the last 24 hours")[0]
+    assert f'value="{note}"' not in text_of(client.get("/tasks"))
+
+
+def test_a_signed_out_post_to_a_staff_form_changes_nothing(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    from recovery.models import Task, TaskStatus
+
+    response = client.post(f"/tasks/{world.billing_task_id}/claim", data={})
+
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    with sessions() as session:
+        task = session.get(Task, world.billing_task_id)
+        assert task is not None and task.status is TaskStatus.OPEN
+
+
+def test_a_signed_in_post_without_the_csrf_token_is_still_refused(
+    client: FlaskClient, world: Scenario
+) -> None:
+    sign_in(client, world.users.desk)
+
+    response = client.post(f"/tasks/{world.billing_task_id}/claim", data={})
+
+    assert response.status_code == 400
+
+
+# --- the phone simulator -----------------------------------------------------------------
+
+
+def test_simulator_call_and_hang_up_goes_through_the_signed_webhook(
+    client: FlaskClient, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    page = text_of(client.get("/simulator"))
+    assert "Call and hang up" in page and LINE in page
+
+    response = client.post(
+        "/simulator/call",
+        data={"line": LINE, "phone": "(512) 555-0133", "csrf_token": csrf(client)},
+    )
+
+    assert response.status_code == 302
+    assert "phone=%2B15125550133" in response.headers["Location"]
+    with sessions() as session:
+        call = session.scalars(select(CallEvent)).one()
+        assert (call.provider, call.caller, call.called) == ("twilio", "+15125550133", LINE)
+        text = session.scalars(select(Message).where(Message.kind == "first_text")).one()
+    assert dispatcher.sent == [text.id]  # queued for the worker, as for a real call
+
+
+def test_simulator_text_is_stored_encrypted_and_queued_for_routing(
+    client: FlaskClient, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    response = client.post(
+        "/simulator/text",
+        data={"line": LINE, "phone": "+15125550133", "body": "BOOK", "csrf_token": csrf(client)},
+    )
+
+    assert response.status_code == 302
+    with sessions() as session:
+        inbound = session.scalars(select(Message)).one()
+        assert inbound.direction is Direction.INBOUND and inbound.body == ""
+        assert inbound.body_ciphertext and "BOOK" not in inbound.body_ciphertext
+    assert dispatcher.replies == [inbound.id]
+
+
+def test_simulator_forms_need_the_csrf_token(client: FlaskClient) -> None:
+    response = client.post("/simulator/call", data={"line": LINE, "phone": "+15125550133"})
+
+    assert response.status_code == 400
+
+
+def test_simulator_refuses_calling_from_a_practice_line(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    response = client.post(
+        "/simulator/call",
+        data={"line": LINE, "phone": scenario.OTHER_LINE, "csrf_token": csrf(client)},
+    )
+
+    assert response.status_code == 302
+    with sessions() as session:
+        assert session.scalars(select(CallEvent)).first() is None
+
+
+def test_simulator_thread_shows_what_reached_the_phone_and_what_it_sent(
+    client: FlaskClient, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    cipher = PhiCipher(settings.phi_key)
+    now = utcnow()
+    with sessions.begin() as session:
+        line = next(ln for ln in simulator.practice_lines(session) if ln.number == LINE)
+        common = {"practice_id": 1, "created_at": now, "kind": "first_text"}
+        session.add_all(
+            [
+                Message(
+                    **common,
+                    direction=Direction.OUTBOUND,
+                    from_number=LINE,
+                    to_number="+15125550133",
+                    body="Valley: sorry we missed your call",
+                    status=MessageStatus.ACCEPTED,
+                ),
+                Message(
+                    **common,
+                    direction=Direction.OUTBOUND,
+                    from_number=LINE,
+                    to_number="+15125550133",
+                    body="still queued",
+                    status=MessageStatus.PENDING,
+                ),
+                Message(
+                    **{**common, "kind": "reply"},
+                    direction=Direction.INBOUND,
+                    from_number="+15125550133",
+                    to_number=LINE,
+                    body="",
+                    body_ciphertext=cipher.encrypt("my bill is wrong"),
+                    status=MessageStatus.RECEIVED,
+                ),
+            ]
+        )
+
+    with sessions() as session:
+        bubbles = simulator.thread(session, cipher, line, "+15125550133")
+    fragment = html.unescape(
+        client.get("/simulator/thread?line=%2B15125550100&phone=%2B15125550133").get_data(
+            as_text=True
+        )
+    )
+
+    assert [(b.mine, b.text) for b in bubbles] == [
+        (False, "Valley: sorry we missed your call"),
+        (True, "my bill is wrong"),
+    ]
+    assert "my bill is wrong" in fragment and "still queued" not in fragment
+
+
+def test_simulator_pages_may_run_our_own_script_and_no_other(client: FlaskClient) -> None:
+    policy = client.get("/simulator").headers["Content-Security-Policy"]
+
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "script-src" not in client.get("/login").headers["Content-Security-Policy"]
+
+
+def test_a_reply_goes_to_the_line_the_number_called_last(
+    sessions: sessionmaker[Session], world: Scenario
+) -> None:
+    with sessions() as session:
+        assert simulator.line_called_last(session, scenario.OTHER_CALLER) == scenario.OTHER_LINE
+        assert simulator.line_called_last(session, scenario.BILLING_CALLER) == LINE
+        assert simulator.line_called_last(session, "+15125559999") is None
+
+
+# --- `recovery simulate` finds the running server ----------------------------------------
+
+
+def test_run_on_another_port_moves_a_local_base_url_but_keeps_a_public_one() -> None:
+    assert local_base_url("http://127.0.0.1:5000", 5001) == "http://127.0.0.1:5001"
+    assert local_base_url("http://localhost:5000", 8080) == "http://127.0.0.1:8080"
+    assert local_base_url("https://abc.ngrok.app", 5001) == "https://abc.ngrok.app"
+
+
+def test_simulate_uses_the_base_url_of_the_running_server(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, RECOVERY_VAR_DIR=tmp_path)  # type: ignore[call-arg]
+    assert running_settings(settings).public_base_url == "http://127.0.0.1:5000"
+
+    write_server_file(settings, "http://127.0.0.1:5077")  # this process stands in for `run`
+
+    assert running_settings(settings).public_base_url == "http://127.0.0.1:5077"
+    (tmp_path / "server.json").write_text('{"public_base_url": "http://x", "pid": 999999999}')
+    assert running_settings(settings).public_base_url == "http://127.0.0.1:5000"
