@@ -245,10 +245,14 @@ def run(port: int | None) -> None:
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    # Whatever the processes below create (the SQLite file, the console outbox, the
+    # broker's queue files) is for this account's eyes only: it holds patients' numbers.
+    os.umask(0o077)
     ensure_dev_env(DEV_ENV_FILE)
     settings = Settings()
     port = port or settings.port
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secure_local_files(DEV_ENV_FILE, settings.var_dir)
     migrate(settings)
     if settings.practices_file:
         load_practices_file(settings, Path(settings.practices_file))
@@ -332,11 +336,28 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
+def secure_local_files(env_file: Path, var_dir: Path) -> None:
+    """Repair what older versions created readable by every local account: the .env (the
+    secrets), and var/ (the database, the outbox of texts, the broker's files)."""
+    if env_file.exists():
+        env_file.chmod(0o600)
+    if not var_dir.exists():
+        return
+    var_dir.chmod(0o700)
+    for child in var_dir.rglob("*"):
+        if child.is_symlink():
+            continue
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
 def ensure_dev_env(path: Path) -> None:
     """A first `make run` writes a local .env with fresh secrets, so the simulate command
     (another process) signs its webhooks with the same ones the server checks."""
     if path.exists():
         return
+    # Created 0600 from the start: between a write and a later chmod, anyone could read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
     path.write_text(
         "# Written by the first `recovery run`; the embedded default. See README.md.\n"
         f"SECRET_KEY={secrets.token_hex(32)}\n"
