@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-quick clean
+.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-quick eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench: $(STAMP) ## Full benchmark (minutes); writes bench/results.md
 
 bench-quick: $(STAMP) ## A few seconds of each benchmark, to check they run
 	$(BIN)/python -m bench.run --quick
+
+eval-triage: $(STAMP) ## Triage on the labelled corpus: emergency recall, routine paged, per language
+	$(BIN)/python -m tests.triage.evaluate
 
 clean: ## Remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var

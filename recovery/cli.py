@@ -8,10 +8,14 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import click
 import requests
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 from recovery.config import Settings
 from recovery.simulation import missed_dial_action_form
@@ -107,6 +111,7 @@ def users_add(email: str, name: str, practice_slug: str | None, role: str, passw
                 role=Role(role),
                 practice_slug=practice_slug,
             )
+            audit_cli(session, f"users add {user.id} {user.role.value}")
             click.echo(
                 f"added {user.email} ({user.role.value}, {practice_slug or 'all practices'})"
             )
@@ -147,13 +152,15 @@ def users_set_password(email: str, password: str) -> None:
     try:
         with session_scope(make_session_factory(engine)) as session:
             user = set_password(session, email, password)
+            if user is not None:
+                audit_cli(session, f"users set-password {user.id}")
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
     if user is None:
         raise click.ClickException(f"no user {email}")
-    click.echo(f"new password set for {user.email}")
+    click.echo(f"new password set for {user.email}; their sessions have ended")
 
 
 @users.command("deactivate")
@@ -166,10 +173,66 @@ def users_deactivate(email: str) -> None:
     engine = make_engine(Settings().effective_database_url)
     with session_scope(make_session_factory(engine)) as session:
         user = set_active(session, email, False)
+        if user is not None:
+            audit_cli(session, f"users deactivate {user.id}")
     engine.dispose()
     if user is None:
         raise click.ClickException(f"no user {email}")
     click.echo(f"deactivated {user.email}")
+
+
+@users.command("sign-out")
+@click.argument("email")
+def users_sign_out(email: str) -> None:
+    """End every session of EMAIL now (a lost phone, a shared computer left signed in)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import end_sessions, find_user
+
+    engine = make_engine(Settings().effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        user = find_user(session, email)
+        if user is not None:
+            end_sessions(user)
+            audit_cli(session, f"users sign-out {user.id}")
+    engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"signed {user.email} out everywhere")
+
+
+@users.command("reset-2fa")
+@click.argument("email")
+def users_reset_second_factor(email: str) -> None:
+    """Forget EMAIL's authenticator app and recovery codes: they set up a new one at their
+    next sign-in (check who is asking first: this is what an attacker would ask for)."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+    from recovery.services.auth import reset_second_factor
+
+    engine = make_engine(Settings().effective_database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        user = reset_second_factor(session, email)
+        if user is not None:
+            audit_cli(session, f"users reset-2fa {user.id}")
+    engine.dispose()
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    click.echo(f"{user.email} sets up a new sign-in code at their next sign-in")
+
+
+def audit_cli(session: Session, what: str) -> None:
+    """Every change made from the command line is in the audit log, with the OS account
+    that made it (there is no signed-in user to name)."""
+    import getpass
+
+    from recovery.db import utcnow
+    from recovery.models import AuditAction
+    from recovery.services.audit import record
+
+    try:
+        actor = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        actor = f"uid {os.getuid()}"
+    record(session, None, AuditAction.CLI_CHANGE, now=utcnow(), detail=f"{what} by {actor}")
 
 
 # --- run -------------------------------------------------------------------------------
@@ -182,10 +245,14 @@ def run(port: int | None) -> None:
     from honcho.manager import Manager
     from honcho.printer import Printer
 
+    # Whatever the processes below create (the SQLite file, the console outbox, the
+    # broker's queue files) is for this account's eyes only: it holds patients' numbers.
+    os.umask(0o077)
     ensure_dev_env(DEV_ENV_FILE)
     settings = Settings()
     port = port or settings.port
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    secure_local_files(DEV_ENV_FILE, settings.var_dir)
     migrate(settings)
     if settings.practices_file:
         load_practices_file(settings, Path(settings.practices_file))
@@ -269,11 +336,28 @@ def migrate(settings: Settings) -> None:
     command.upgrade(config, "head")
 
 
+def secure_local_files(env_file: Path, var_dir: Path) -> None:
+    """Repair what older versions created readable by every local account: the .env (the
+    secrets), and var/ (the database, the outbox of texts, the broker's files)."""
+    if env_file.exists():
+        env_file.chmod(0o600)
+    if not var_dir.exists():
+        return
+    var_dir.chmod(0o700)
+    for child in var_dir.rglob("*"):
+        if child.is_symlink():
+            continue
+        child.chmod(0o700 if child.is_dir() else 0o600)
+
+
 def ensure_dev_env(path: Path) -> None:
     """A first `make run` writes a local .env with fresh secrets, so the simulate command
     (another process) signs its webhooks with the same ones the server checks."""
     if path.exists():
         return
+    # Created 0600 from the start: between a write and a later chmod, anyone could read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
     path.write_text(
         "# Written by the first `recovery run`; the embedded default. See README.md.\n"
         f"SECRET_KEY={secrets.token_hex(32)}\n"

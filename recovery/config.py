@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     practice_cache_s: float = Field(default=30.0, alias="RECOVERY_PRACTICE_CACHE_S")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Staff sessions: signed out after this long without a request (a screen left open at
+    # the front desk), and in any case this long after signing in.
+    session_idle_s: int = Field(default=15 * 60, alias="RECOVERY_SESSION_IDLE_S")
+    session_max_s: int = Field(default=12 * 3600, alias="RECOVERY_SESSION_MAX_S")
+    # Failed sign-ins allowed per account and per client address (limits' syntax).
+    signin_limit_account: str = Field(default="10/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ACCOUNT")
+    signin_limit_address: str = Field(default="50/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ADDRESS")
+
     @field_validator("public_base_url", "twilio_api_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

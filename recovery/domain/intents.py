@@ -56,6 +56,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from recovery.domain.spelling import one_edit_apart
+from recovery.domain.triage import Assessment, assess
+
 __all__ = ["Classification", "Intent", "classify"]
 
 
@@ -66,6 +69,7 @@ class Intent(str, Enum):  # noqa: UP042
     BILLING = "billing"
     REFILL = "refill"
     URGENT = "urgent"
+    CLINICAL = "clinical"  # a symptom, an illness or an injury, and no red flag
     STOP = "stop"
     START = "start"
     HELP = "help"
@@ -79,218 +83,10 @@ class Classification:
     language: str  # "en" or "es": the language the patient wrote in
     evidence: str  # what matched, for audit: "keyword:BOOK", "red_flag:chest pain", ...
     ack_code: str | None = None  # "ACK 4821" -> "4821"
+    # The symptoms, illnesses and injuries named ("pain", "fever", ...), whatever the
+    # intent: a booking request that mentions one also gets a nurse's callback.
+    concerns: tuple[str, ...] = ()
 
-
-# --------------------------------------------------------------------------------------
-# Red flags. Matched as regular expressions on the normalised text (lower case, accents
-# stripped, punctuation turned into single spaces, apostrophes kept inside words), each
-# wrapped in word boundaries. "(?: \S+){0,3}" allows up to three words in between
-# ("chest feels really tight"). Labels are what the evidence string reports.
-#
-# Sources for the list (public emergency warning signs):
-# * American Heart Association, "Warning Signs of a Heart Attack": chest discomfort
-#   (pressure, squeezing, fullness, pain), shortness of breath, cold sweat,
-#   lightheadedness. https://www.heart.org/en/health-topics/heart-attack/warning-signs-of-a-heart-attack
-# * American Stroke Association / AHA, stroke warning signs F.A.S.T. (Face drooping,
-#   Arm weakness, Speech difficulty, Time to call 911) and the others: sudden numbness
-#   or weakness on one side, sudden confusion, trouble seeing, sudden severe headache.
-#   https://www.stroke.org/en/about-stroke/stroke-symptoms
-# * MedlinePlus, "Recognizing medical emergencies" (the American College of Emergency
-#   Physicians' list): bleeding that will not stop, breathing problems, change in
-#   mental status, chest pain, choking, coughing up or vomiting blood, fainting or loss
-#   of consciousness, feeling of committing suicide, head injury, severe or persistent
-#   vomiting, sudden severe pain, sudden dizziness or change in vision, swallowing a
-#   poisonous substance, seizure, swelling of face/eyes/tongue, bluish skin.
-#   https://medlineplus.gov/ency/article/001927.htm
-# * MedlinePlus, "Anaphylaxis": throat or tongue swelling, difficulty breathing.
-#   https://medlineplus.gov/ency/article/000844.htm
-# * 988 Suicide & Crisis Lifeline, warning signs: talking about wanting to die or to
-#   kill oneself, having no reason to live, being a burden. https://988lifeline.org/
-# Spanish entries are the same signs as Spanish-speaking patients write them.
-# --------------------------------------------------------------------------------------
-_GAP = r"(?: \S+){0,3}"  # up to three words in between
-
-_RED_FLAGS_EN: tuple[tuple[str, str], ...] = (
-    (
-        "chest pain",
-        rf"chest{_GAP} (?:pain|pains|painful|pressure|tight|tightness|hurts?|hurting"
-        r"|discomfort|squeez\w*|heavy|heaviness|aches?|aching)"
-        rf"|(?:pain|pains|pressure|tightness|tight|discomfort|squeezing|heaviness){_GAP} chest",
-    ),
-    ("heart attack", r"heart attack|cardiac arrest"),
-    (
-        "trouble breathing",
-        r"(?:can'?t|cannot|can not|could ?n'?t|unable to|hard to|struggling to|trouble"
-        r"|difficulty|difficult to|problems?|hard time)(?: \S+){0,2} breath(?:e|ing)?"
-        r"|asthma attack",
-    ),
-    ("shortness of breath", r"short(?:ness)? of breath|out of breath|gasping"),
-    ("not breathing", r"(?:not|isn'?t|stopped|quit|wasn'?t) breathing"),
-    ("choking", r"chok(?:e|es|ed|ing)"),
-    (
-        "blue lips",
-        r"blue lips|lips (?:are |is |look |looking |turning |turned )?(?:blue|purple|gr[ae]y)"
-        r"|turning blue|skin (?:is |looks )?(?:blue|bluish)",
-    ),
-    ("stroke", r"strokes?"),
-    (
-        "face drooping",
-        r"face(?: \S+){0,2} droop\w*|droop\w*(?: \S+){0,2} face|facial droop\w*"
-        r"|(?:face|smile) (?:is )?(?:crooked|lopsided|uneven)",
-    ),
-    (
-        "slurred speech",
-        r"slurr\w*|speech (?:is )?(?:slurred|garbled)|trouble (?:speaking|talking)"
-        r"|(?:can'?t|cannot|unable to) (?:talk|speak) (?:right|properly|clearly|normally|at all)",
-    ),
-    (
-        "one-sided weakness or numbness",
-        rf"(?:numb\w*|weak\w*|tingl\w*|paralyz\w*){_GAP} (?:one|left|right) side"
-        rf"|(?:one|left|right) side{_GAP} (?:numb\w*|weak\w*|paralyz\w*)"
-        r"|(?:arm|leg|face|hand) (?:is |went |feels |got )?(?:numb|weak|dead)"
-        r"|(?:arm|leg) weakness|can'?t (?:move|lift|feel) (?:my|his|her) (?:arm|leg|face)",
-    ),
-    (
-        "sudden severe headache",
-        r"(?:sudden|severe|worst|terrible|excruciating|thunderclap)(?: \S+){0,2} headache"
-        r"|headache(?: \S+){0,4} (?:of my life|ever had)",
-    ),
-    ("seizure", r"seizures?|seizing|convuls\w*|epileptic (?:fit|attack)"),
-    (
-        "unconscious",
-        r"pass(?:ed|ing)? out|faint(?:ed|ing)|feel(?:ing)? faint|unconscious|unresponsive"
-        r"|black(?:ed|ing) out|collapsed|won'?t wake up|not waking up|can'?t wake (?:him|her|them)"
-        r"|(?:lost|loss of) consciousness",
-    ),
-    # ACEP: "bleeding that will not stop"; any bleeding is escalated (Spanish "sangrado"
-    # is on the list unqualified, and a human can downgrade a nosebleed).
-    ("bleeding", r"bleed(?:ing|s)?|bled|hemorrhag\w*|haemorrhag\w*"),
-    (
-        "coughing or vomiting blood",
-        r"(?:cough\w*|vomit\w*|throw\w* up|threw up|puk\w*|spit\w*)(?: up)? blood"
-        r"|blood in (?:my |his |her )?(?:vomit|puke)",
-    ),
-    (
-        "persistent vomiting",
-        r"(?:can'?t|won'?t|doesn'?t|keeps?|didn'?t) (?:stop )?(?:vomiting|throwing up)",
-    ),
-    (
-        "overdose",
-        r"overdos\w*|od'd|od'?ed|od'?ing|od on|took too many|taken too many|took too much"
-        r"|taken too much|swallowed (?:a )?(?:bunch|bottle|handful) of",
-    ),
-    (
-        "poisoning",
-        r"poison\w*|swallowed (?:some |a |the )?(?:bleach|detergent|batter(?:y|ies)|magnets?"
-        r"|cleaner|chemicals?|antifreeze|pods?)|drank (?:some )?(?:bleach|antifreeze|cleaner)",
-    ),
-    (
-        "suicidal thoughts",
-        r"kill(?:ing)? my ?self|wants? to die|wanna die|wish i (?:was|were) dead"
-        r"|better off dead|end(?:ing)? (?:my life|it all)|take my (?:own )?life|suicid(?:e|es|al)"
-        r"|hurt(?:ing)? my ?self|harm(?:ing)? my ?self|self ?harm\w*|cut(?:ting)? my ?self"
-        r"|(?:don'?t|do not) want to (?:live|be alive|wake up|be here anymore)|no reason to live"
-        r"|can'?t go on|better off without me|(?:i'?m|i am) a burden",
-    ),
-    (
-        "severe allergic reaction",
-        r"anaphyla\w*|allergic reaction|epi ?pen"
-        r"|throat (?:is )?(?:\S+ )?(?:swell\w*|swollen|closing|tight\w*)"
-        r"|(?:tongue|lips?|face) (?:is |are )?(?:swell\w*|swollen)"
-        r"|swell\w* (?:of|in) (?:my |his |her )?(?:throat|tongue|face|lips)",
-    ),
-    ("dying", r"(?:i'?m|im|i am|is|he'?s|she'?s|are) dying(?! to\b)"),  # not "dying to know"
-    ("sudden severe pain", r"(?:severe|unbearable|excruciating|sudden)(?: \S+){0,2} pain"),
-    (
-        "sudden confusion, dizziness or vision loss",
-        r"sudden(?:ly)?(?: \S+){0,2} (?:confus\w*|dizz\w*|weak\w*|numb\w*|blind\w*|vision)"
-        r"|vision loss|lost (?:my |his |her )?vision|went blind",
-    ),
-    (
-        "injury",
-        r"head injury|hit (?:my|his|her|their) head|head trauma|concussion|car accident"
-        r"|car crash|hit by a car|gunshot|been shot|got shot|stabbed|badly burned"
-        r"|severe burns?|drown\w*",
-    ),
-    # The patient says it in so many words. "urgent" itself is the menu keyword (step 5);
-    # these words beat every other keyword and phrase.
-    ("emergency", r"emergenc(?:y|ies)|911|9 1 1|ambulance"),
-    ("urgently", r"urgently"),
-)
-
-_RED_FLAGS_ES: tuple[tuple[str, str], ...] = (
-    (
-        "dolor de pecho",
-        rf"(?:dolor|duele|duelen|dolia|presion|opresion|apret\w*|aprieta|pesadez|molestia){_GAP}"
-        rf" pecho|pecho{_GAP} (?:dolor|duele|adolorido|apretado|presion|opresion)",
-    ),
-    ("ataque al corazon", r"ataque (?:al corazon|cardiaco)|infarto|paro cardiaco"),
-    (
-        "no puedo respirar",
-        r"no (?:puedo|puede|podia|podemos|pueden|pudo) respirar|dificultad (?:para|al) respirar"
-        r"|cuesta respirar|falta de aire|me falta (?:el )?aire|me ahog\w*|se ahog\w*"
-        r"|ahogando|asfixi\w*|no respira|dejo de respirar|ataque de asma",
-    ),
-    (
-        "labios morados",
-        r"labios (?:\S+ )?(?:morados|azules|azulados)|poniendo (?:morad[oa]|azul)",
-    ),
-    (
-        "derrame",
-        r"derrame|embolia|ataque cerebral|cara (?:\S+ )?(?:caida|torcida|chueca|paralizada)"
-        r"|boca (?:\S+ )?(?:torcida|chueca)|habla arrastrada|arrastra (?:las )?palabras"
-        r"|no (?:puede|puedo) hablar",
-    ),
-    (
-        "debilidad de un lado",
-        r"(?:entumid\w*|entumecid\w*|debilidad|paraliz\w*)(?: \S+){0,4} lado"
-        r"|no (?:puedo|puede) mover (?:el|la|mi|su) (?:brazo|pierna|cara)",
-    ),
-    ("convulsion", r"convuls\w*|ataque (?:epileptico|de epilepsia)"),
-    (
-        "desmayo",
-        r"desmay\w*|inconsciente|perdi\w* (?:el )?conocimiento|no despierta|no reacciona",
-    ),
-    ("sangrado", r"sangr(?:ado|ando|ar|a|an)|hemorragia|mucha sangre|perdiendo sangre"),
-    ("vomito con sangre", r"(?:vomit\w*|tos\w*|escup\w*)(?: \S+){0,2} sangre"),
-    ("vomito persistente", r"no (?:para|deja|paro|dejo) de vomitar"),
-    (
-        "sobredosis",
-        r"sobredosis|(?:tome|tomo|se tomo) (?:demasiad\w*|muchas pastillas|todas las pastillas"
-        r"|todo el frasco)",
-    ),
-    (
-        "envenenamiento",
-        r"envenen\w*|veneno|intoxica\w*"
-        r"|(?:tomo|trago|bebio|tome|trague) (?:\S+ )?(?:cloro|blanqueador|detergente)",
-    ),
-    (
-        "suicidio",
-        r"(?:me )?quiero morir\w*|matarme|suicid\w*|quitarme la vida|no quiero (?:seguir )?vivir"
-        r"|hacerme dano|lastimarme|acabar con mi vida",
-    ),
-    (
-        "reaccion alergica",
-        r"anafila\w*|reaccion alergica"
-        r"|garganta(?: \S+){0,2} (?:cerr\w*|cierra|hinchad\w*|inflamad\w*)"
-        r"|(?:cierra|cerrando|hincha|hinchando)(?: \S+){0,2} garganta"
-        r"|lengua (?:\S+ )?(?:hinchad\w*|inflamad\w*)",
-    ),
-    (
-        "dolor de cabeza fuerte",
-        r"peor dolor de cabeza"
-        r"|dolor de cabeza(?: \S+){0,2} (?:fuerte|intenso|severo|terrible|insoportable|repentino)",
-    ),
-    ("dolor fuerte", r"dolor(?: \S+){0,3} (?:insoportable|muy fuerte|intenso|severo)"),
-    ("me estoy muriendo", r"(?:me estoy|se esta) muriendo"),
-    (
-        "lesion",
-        r"golpe (?:fuerte )?en la cabeza|(?:se|me) (?:pego|pegue) en la cabeza"
-        r"|accidente de (?:carro|auto|coche|transito)|balazo|apunalad\w*|quemadura grave",
-    ),
-    ("mareo repentino", r"de repente(?: \S+){0,3} (?:mareo|maread[oa]|confundid[oa])"),
-    ("emergencia", r"emergencias?|urgencias?|ambulancia|urgentemente"),
-)
 
 # Emoji that say "emergency" on their own: 🆘 SOS, 🚑 ambulance.
 _RED_FLAG_EMOJI: dict[str, str] = {"\U0001f198": "sos emoji", "\U0001f691": "ambulance emoji"}
@@ -421,7 +217,7 @@ _TYPO_MAX_WORDS = 4
 # A 3-letter reply ("bok", "boo", "cit") is one edit from too many words to guess at.
 _TYPO_MIN_LETTERS = 4
 # Real words one edit from a keyword, found by running Debian's English and Spanish
-# word lists (wamerican, wspanish) through _one_edit_apart: a reply of just "look" or
+# word lists (wamerican, wspanish) through one_edit_apart: a reply of just "look" or
 # "filling" is not a keyword, and "fractura" (a fracture) is not FACTURA.
 _TYPO_STOPLIST = frozenset(
     {"boob", "boom", "boon", "boor", "boos", "boot", "bork", "brook", "cook", "hook"}
@@ -462,6 +258,19 @@ _SYNONYMS_EN: tuple[_Synonym, ...] = (
     ),
     (Intent.BOOK, "availability", r"availab\w*|openings?|time slots?|slots?", True),
     (Intent.BOOK, "new patient", r"new patients?", True),
+    (
+        Intent.BOOK,
+        "anything open",
+        r"(?:have|got) anything (?:today|tomorrow|this week|open|available|sooner)",
+        True,
+    ),
+    (
+        Intent.BOOK,
+        "shots",
+        r"(?:get|getting|need|needs|schedule|book|for|due for) (?:my |his |her |the |a |their )?"
+        r"(?:\S+ )?(?:shots?|vaccin\w*|immuniz\w*|boosters?)",
+        False,
+    ),
     (Intent.BOOK, "cancel", r"cancel(?:s|ed|led|ing|ling|lation|lations)?", False),
     (Intent.BOOK, "move", r"move (?:my|it|the)|push (?:it|my) back", False),
     (Intent.BOOK, "change the time", r"change (?:my|the) (?:time|day|date)", False),
@@ -522,6 +331,7 @@ _SYNONYMS_ES: tuple[_Synonym, ...] = (
     (Intent.BOOK, "cancelar", r"cancel(?:ar|o|e|aron|ada|ado|acion)", False),
     (Intent.BOOK, "cambiar", r"cambiar (?:la|mi) (?:hora|fecha|dia)", False),
     (Intent.BOOK, "chequeo", r"chequeos?|revision|examen fisico|turnos?", False),
+    (Intent.BOOK, "vacunas", r"vacunas?|vacunar\w*", False),
     (Intent.BILLING, "facturas", r"facturas|facturacion|facturar", True),
     (Intent.BILLING, "cobro", r"cobr\w*", True),
     (Intent.BILLING, "pago", r"pagos?|pagar|pague|pagado|tarjeta", True),
@@ -587,11 +397,6 @@ def _words(pattern: str) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{pattern})\b")
 
 
-_RED_FLAG_RES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
-    (label, language, _words(pattern))
-    for language, table in (("en", _RED_FLAGS_EN), ("es", _RED_FLAGS_ES))
-    for label, pattern in table
-)
 _OPT_OUT_RES: tuple[re.Pattern[str], ...] = tuple(
     re.compile(rf"{_OPT_OUT_LEAD}((?:{p}))\b") for p in _OPT_OUT_PHRASES
 )
@@ -607,6 +412,7 @@ class _Message(NamedTuple):
     tokens: tuple[str, ...]  # words of `flat` without apostrophes
     folded: str  # folded, punctuation kept (for "$4", "3:00")
     spanish_chars: bool  # the raw text has á, ñ, ¿, ...
+    triage: Assessment  # clinical concepts named and the red-flag rule they fire
 
 
 class _Match(NamedTuple):
@@ -629,7 +435,8 @@ def _normalize(text: str) -> _Message:
     flat = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", flat)
     flat = " ".join(flat.split())
     tokens = tuple(word.replace("'", "") for word in flat.split())
-    return _Message(flat, tokens, folded, any(ch in _ES_CHARS for ch in text))
+    spanish = any(ch in _ES_CHARS for ch in text)
+    return _Message(flat, tokens, folded, spanish, assess(flat))
 
 
 def _dedupe(tokens: tuple[str, ...]) -> tuple[str, ...]:
@@ -648,26 +455,11 @@ def _strip_edges(
     return tokens[start:end]
 
 
-def _one_edit_apart(a: str, b: str) -> bool:
-    """True when a and b differ by exactly one insert, delete, substitution or swap of
-    two adjacent letters (optimal string alignment distance 1)."""
-    if a == b or abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        i, j = diffs[0], diffs[-1]
-        return len(diffs) == 2 and j == i + 1 and a[i] == b[j] and a[j] == b[i]
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
-
-
 def _typo_target(word: str) -> str | None:
     """The keyword `word` is a typo of, or None. Ambiguous typos match nothing."""
     if len(word) < _TYPO_MIN_LETTERS or not word.isalpha() or word in _TYPO_STOPLIST:
         return None
-    targets = [kw for kw in _KEYWORDS if _one_edit_apart(word, kw)]
+    targets = [kw for kw in _KEYWORDS if one_edit_apart(word, kw)]
     intents = {_KEYWORDS[kw][0] for kw in targets}
     return targets[0] if len(intents) == 1 else None
 
@@ -694,11 +486,12 @@ def _match_red_flag_emoji(msg: _Message) -> _Match | None:
 
 
 def _match_red_flag(msg: _Message) -> _Match | None:
-    """Emergency warning signs anywhere, negated or not: safety before convenience."""
-    for label, language, pattern in _RED_FLAG_RES:
-        if pattern.search(msg.flat):
-            return _Match(Intent.URGENT, f"red_flag:{label}", language=language)
-    return None
+    """Emergency warning signs anywhere, negated or not: safety before convenience.
+    The concepts and the rules that combine them are in recovery.domain.triage."""
+    evidence = msg.triage.evidence
+    if evidence is None:
+        return None
+    return _Match(Intent.URGENT, evidence, language=msg.triage.language)
 
 
 def _match_opt_out_phrase(msg: _Message) -> _Match | None:
@@ -743,7 +536,7 @@ def _urgent_typo(word: str) -> str | None:
     """ "urgnet" -> "urgent": URGENT typos are matched anywhere in a message (safety)."""
     if len(word) < 5 or word in _TYPO_STOPLIST:
         return None
-    return next((kw for kw in _URGENT_KEYWORDS if _one_edit_apart(word, kw)), None)
+    return next((kw for kw in _URGENT_KEYWORDS if one_edit_apart(word, kw)), None)
 
 
 def _match_keyword(msg: _Message) -> _Match | None:
@@ -780,13 +573,15 @@ def _match_typo(msg: _Message) -> _Match | None:
     return _Match(intent, f"typo:{core[0].upper()}->{keyword}", language=language)
 
 
-def _match_synonym(msg: _Message) -> _Match | None:
+def _match_synonym(msg: _Message, skip: frozenset[str] = frozenset()) -> _Match | None:
     """The first specific phrase mentioned, else the first generic one."""
     for wanted in (True, False):
         hits = [
             (found.start(), order, intent, label, language)
             for order, (intent, label, language, pattern, specific) in enumerate(_SYNONYM_RES)
-            if specific is wanted and (found := pattern.search(msg.flat))
+            if specific is wanted
+            and f"synonym:{label}" not in skip
+            and (found := pattern.search(msg.flat))
         ]
         if hits:
             _, _, intent, label, language = min(hits)
@@ -826,13 +621,39 @@ _RULES = (
 )
 
 
+# Replies that name a medicine only as a noun ("this medication makes me dizzy") ask
+# about a symptom, not for a refill, when they also name one.
+_MEDICINE_NOUNS = frozenset({"synonym:medication", "synonym:medicina"})
+# Intents that are about our messages or pages, never about the patient's health.
+_NOT_CLINICAL = frozenset({Intent.STOP, Intent.START, Intent.HELP, Intent.ACK, Intent.URGENT})
+
+
+def _clinical(msg: _Message, found: _Match | None) -> tuple[_Match | None, tuple[str, ...]]:
+    """The clinical concern tier: a symptom, illness or injury and no red flag. A reply
+    we would not otherwise understand becomes CLINICAL; a booking, billing or refill
+    request keeps its intent and carries the concerns (a nurse's task is added)."""
+    if found is not None and found.intent in _NOT_CLINICAL:
+        return found, ()
+    concerns = tuple(concept.value for concept in msg.triage.concerns)
+    if not concerns:
+        return found, ()
+    evidence = "concern:" + "+".join(concerns)
+    language = msg.triage.language
+    if found is None:
+        return _Match(Intent.CLINICAL, evidence, language=language), concerns
+    if found.evidence in _MEDICINE_NOUNS:
+        other = _match_synonym(msg, skip=_MEDICINE_NOUNS)
+        return (other or _Match(Intent.CLINICAL, evidence, language=language)), concerns
+    return found, concerns
+
+
 def classify(text: str, locale: str | None = None) -> Classification:
     """Classify one inbound SMS. ``locale`` is the conversation's language ("en",
     "es", "es-MX"), used only when the text itself does not show its language."""
     msg = _normalize(text or "")
-    for rule in _RULES:
-        found = rule(msg)
-        if found is not None:
-            language = _detect_language(msg, found.language, locale)
-            return Classification(found.intent, language, found.evidence, found.ack_code)
-    return Classification(Intent.UNKNOWN, _detect_language(msg, None, locale), "none")
+    found = next((m for rule in _RULES if (m := rule(msg)) is not None), None)
+    found, concerns = _clinical(msg, found)
+    if found is None:
+        return Classification(Intent.UNKNOWN, _detect_language(msg, None, locale), "none")
+    language = _detect_language(msg, found.language, locale)
+    return Classification(found.intent, language, found.evidence, found.ack_code, concerns)

@@ -139,3 +139,19 @@ def callback_phrase(when: datetime, now: datetime, language: str = "en") -> str:
     day = _DAYS["en"][when.weekday()]
     suffix = f" {when.strftime('%b')} {when.day}" if days_ahead > 6 else ""
     return f"{day}{suffix} at {clock}"
+
+
+def _sandbox() -> ImmutableSandboxedEnvironment:
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+
+
+def check_saved_reply(title: str, source: str) -> None:
+    """A practice's saved reply is a template like the files: the same allow-list, and it
+    names the practice. Refused when saved, never found out when sent."""
+    check_template(_sandbox(), f"saved reply {title!r}", source)
+
+
+def render_saved_reply(source: str, context: SmsContext) -> str:
+    return clean_sms(_sandbox().from_string(source).render(asdict(context)))

@@ -1,5 +1,6 @@
 """Every model, imported here so that `Base.metadata` is complete for Alembic and tests."""
 
+from recovery.models.admin import PasswordLink, SavedReply
 from recovery.models.audit import AuditAction, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut
@@ -27,9 +28,11 @@ __all__ = [
     "OptOut",
     "Page",
     "PageStatus",
+    "PasswordLink",
     "Practice",
     "PracticeNumber",
     "Role",
+    "SavedReply",
     "Task",
     "TaskQueue",
     "TaskStatus",

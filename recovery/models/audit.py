@@ -12,7 +12,15 @@ from recovery.db import Base, created_at
 
 class AuditAction(enum.Enum):
     LOGIN = "login"
-    LOGIN_FAILED = "login_failed"  # a known user's wrong password
+    LOGIN_FAILED = "login_failed"  # a wrong password, a wrong code, or an unknown email
+    LOGIN_THROTTLED = "login_throttled"  # refused unchecked: too many failures of late
+    LOGIN_SECOND_FACTOR = "login_second_factor"  # the password was right; a code is asked
+    TOTP_ENROLLED = "totp_enrolled"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    SESSION_EXPIRED = "session_expired"  # idle or too old: signed out by the clock
+    SIGN_OUT_EVERYWHERE = "sign_out_everywhere"
+    DENIED = "denied"  # a signed-in user asked for something not theirs (403/404)
+    CLI_CHANGE = "cli_change"  # the command line changed a user, practice, key or token
     LOGOUT = "logout"
     VIEW_PAGE = "view_page"  # the page link: the patient's number and words
     ACK_PAGE = "ack_page"
@@ -21,6 +29,14 @@ class AuditAction(enum.Enum):
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"
+    VIEW_USERS = "view_users"
+    INVITE_USER = "invite_user"  # detail: the new user's id and role
+    CHANGE_ROLE = "change_role"
+    DEACTIVATE_USER = "deactivate_user"
+    REACTIVATE_USER = "reactivate_user"
+    SET_PASSWORD = "set_password"  # noqa: S105 - an action name; through a one-time link
+    EDIT_ROSTER = "edit_roster"  # the on-call order or the manager to page
+    EDIT_SAVED_REPLIES = "edit_saved_replies"
     VIEW_REPORT = "view_report"  # figures only, no PHI; kept to show who reads the report
     VIEW_EPISODES = "view_episodes"  # the episode list: masked callers, times, outcomes
     EXPORT_EPISODES = "export_episodes"  # the CSV of a range
@@ -31,7 +47,8 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_events_user_id_at", "user_id", "at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Who: a signed-in user, or (for the API) the token that was used; one of the two.
+    # Who: a signed-in user, or (for the API) the token that was used; neither for a
+    # sign-in with an unknown email or a change made from the command line.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     api_token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
     # Stored as its value in a plain string column: an action added later needs no migration.

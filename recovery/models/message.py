@@ -61,6 +61,9 @@ class Message(Base):
     intent: Mapped[str | None] = mapped_column(String(16))  # inbound: what we understood
     intent_evidence: Mapped[str | None] = mapped_column(String(100))
     page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"), index=True)
+    # A text a staff member wrote (kind "staff_reply"): who. Its words may hold PHI, so
+    # they are kept like a patient's, only in body_ciphertext.
+    sent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A retry (attempts > 0): when it may be sent again. A fresh text or an unrouted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String
@@ -39,6 +40,9 @@ class Practice(Base):
     reply_window_h: Mapped[int] = mapped_column(Integer, default=24)
     nudge_after_h: Mapped[int] = mapped_column(Integer, default=4)
     quiet_hours: Mapped[str] = mapped_column(String(11), default="21:00-08:00")
+    # Set when a manager edited the on-call roster or the manager to page in the browser:
+    # from then on the browser owns them, and loading the practices file leaves them be.
+    roster_edited_at: Mapped[datetime | None]
     created_at: Mapped[created_at]
 
     numbers: Mapped[list[PracticeNumber]] = relationship(

@@ -25,8 +25,9 @@ def record(
     api_token_id: int | None = None,
 ) -> AuditEvent:
     """`user_id` is who was signed in; for an API call it is None and `api_token_id` says
-    which token read the data."""
-    assert (user_id is None) != (api_token_id is None), "a user or a token, exactly one"
+    which token read the data. Neither, for what no one signed in did: a sign-in with an
+    unknown email, a change from the command line (the detail names the OS account)."""
+    assert user_id is None or api_token_id is None, "a user or a token, not both"
     event = AuditEvent(
         user_id=user_id,
         api_token_id=api_token_id,

@@ -57,14 +57,15 @@ def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None
     practice.holidays = config.holidays
     practice.booking_url = config.booking_url
     practice.visit_value = config.visit_value
-    practice.on_call = [entry.model_dump() for entry in config.on_call]
+    if practice.roster_edited_at is None:  # else the browser owns the roster (README)
+        practice.on_call = [entry.model_dump() for entry in config.on_call]
+        practice.manager = config.manager.model_dump() if config.manager else None
     practice.blocked_numbers = config.blocked_numbers
     practice.episode_window_h = config.episode_window_h
     practice.billing_sla_h = config.billing_sla_h
     practice.refill_sla_h = config.refill_sla_h
     practice.refill_cutoff = config.refill_cutoff
     practice.ack_timeout_s = config.ack_timeout_s
-    practice.manager = config.manager.model_dump() if config.manager else None
     practice.reply_window_h = config.reply_window_h
     practice.nudge_after_h = config.nudge_after_h
     practice.quiet_hours = config.quiet_hours

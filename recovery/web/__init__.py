@@ -24,6 +24,7 @@ from recovery.log import configure_logging
 from recovery.schemas.practices import read_practices
 from recovery.services.outreach import Dispatcher
 from recovery.services.practices import PracticeDirectory, load_practices
+from recovery.web.throttle import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Runtime:
     templates: SmsTemplates
     dispatcher: Dispatcher
     cipher: PhiCipher
+    throttle: SignInThrottle
     practices: PracticeDirectory | None = None
 
 
@@ -43,6 +45,7 @@ def create_app(
     *,
     sessions: sessionmaker[Session] | None = None,
     dispatcher: Dispatcher | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Flask:
     settings = settings or Settings()
     configure_logging(settings.log_level)
@@ -60,6 +63,12 @@ def create_app(
         SmsTemplates(TEMPLATES_DIR / "sms"),
         dispatcher,
         PhiCipher(settings.phi_key),
+        throttle
+        or SignInThrottle.from_url(
+            settings.redis_url,
+            per_account=settings.signin_limit_account,
+            per_address=settings.signin_limit_address,
+        ),
         PracticeDirectory(sessions, settings.practice_cache_s)
         if settings.practice_cache_s > 0
         else None,
@@ -78,6 +87,7 @@ def create_app(
 
 
 def register_blueprints(app: Flask) -> None:
+    from recovery.web.admin import bp as admin_bp
     from recovery.web.auth import bp as auth_bp
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
@@ -94,6 +104,7 @@ def register_blueprints(app: Flask) -> None:
     # between the signed-out welcome and the signed-in queue.
     app.register_blueprint(landing_bp)
     app.register_blueprint(simulator_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(staff_bp)
 
 

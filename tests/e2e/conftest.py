@@ -42,7 +42,17 @@ SECRET_KEY = "e2e-secret-key"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 # Everything the scenario makes; the practices stay. Children before parents.
-TABLES = ("audit_events", "messages", "tasks", "pages", "call_events", "opt_outs", "episodes")
+TABLES = (
+    "audit_events",
+    "password_links",
+    "saved_replies",
+    "messages",
+    "tasks",
+    "pages",
+    "call_events",
+    "opt_outs",
+    "episodes",
+)
 
 
 @dataclass

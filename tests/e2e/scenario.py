@@ -20,10 +20,13 @@ from recovery.db import session_scope
 from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Page, Practice, Role, Task, TaskQueue, User
+from recovery.services.auth import SECOND_FACTOR_ROLES
 from recovery.services.intake import record_call
 from recovery.services.replies import handle_reply, record_inbound
 
 PASSWORD = "correct horse battery"
+# The admin's authenticator app: managers and admins sign in with a TOTP code too.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 LINE = "+15125550100"  # valley-family's main number
 OTHER_LINE = "+16175550100"  # always-open's
 URGENT_CALLER = "+15125550199"
@@ -112,8 +115,9 @@ def build(
             (users.other, "Olga Other", Role.STAFF, "always-open"),
             (users.admin, "Ada Admin", Role.ADMIN, None),
         ]:
-            # One hash for everyone, made once: scrypt is slow on purpose, and the tests
-            # of create_user itself go through the command line.
+            # One hash for everyone, made once: password hashes are slow on purpose, and
+            # the tests of create_user itself go through the command line. Werkzeug's
+            # scrypt, as before argon2: every sign-in in the tests upgrades one.
             practice_id = session.scalars(select(Practice.id).where(Practice.slug == slug)).first()
             session.add(
                 User(
@@ -123,6 +127,9 @@ def build(
                     role=role,
                     practice_id=practice_id,
                     active=True,
+                    totp_secret=cipher.encrypt(TOTP_SECRET)
+                    if role in SECOND_FACTOR_ROLES
+                    else None,
                 )
             )
         start = now - timedelta(hours=3)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import fakeredis
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +18,7 @@ from recovery.domain.templates import SmsTemplates
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
 from recovery.web import create_app
+from recovery.web.throttle import SignInThrottle
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
 
 PUBLIC_BASE_URL = "https://recovery.example.com"
@@ -74,10 +77,24 @@ def dispatcher() -> RecordingDispatcher:
 
 
 @pytest.fixture
+def throttle() -> SignInThrottle:
+    """The sign-in throttle on a fake Redis: the same Lua scripts production runs."""
+    pool = redis.ConnectionPool(
+        connection_class=fakeredis.FakeRedisConnection, server=fakeredis.FakeServer()
+    )
+    from limits.storage import RedisStorage
+
+    return SignInThrottle(RedisStorage("redis://fake", connection_pool=pool))
+
+
+@pytest.fixture
 def app(
-    settings: Settings, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: RecordingDispatcher,
+    throttle: SignInThrottle,
 ) -> Flask:
-    return create_app(settings, sessions=sessions, dispatcher=dispatcher)
+    return create_app(settings, sessions=sessions, dispatcher=dispatcher, throttle=throttle)
 
 
 @pytest.fixture

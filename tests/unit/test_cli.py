@@ -188,3 +188,36 @@ def test_simulated_twilio_posts_carry_a_signature_the_app_accepts(
         )
     assert call.status_code == 200 and b"text message" in call.content
     assert sms.status_code == 200
+
+
+def test_the_first_env_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+
+    ensure_dev_env(env_file)
+
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert "SECRET_KEY=" in env_file.read_text()
+
+
+def test_run_repairs_secrets_and_local_data_left_readable_by_older_versions(
+    tmp_path: Path,
+) -> None:
+    from recovery.cli import secure_local_files
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=x\n")
+    var = tmp_path / "var"
+    (var / "broker").mkdir(parents=True)
+    for name in ("recovery.db", "outbox.jsonl", "broker/queue.msg"):
+        (var / name).write_text("patients")
+        (var / name).chmod(0o644)
+    env_file.chmod(0o644)
+    var.chmod(0o755)
+
+    secure_local_files(env_file, var)
+
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert var.stat().st_mode & 0o777 == 0o700
+    assert (var / "broker").stat().st_mode & 0o777 == 0o700
+    for name in ("recovery.db", "outbox.jsonl", "broker/queue.msg"):
+        assert (var / name).stat().st_mode & 0o777 == 0o600, name

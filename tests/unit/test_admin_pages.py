@@ -1,0 +1,252 @@
+"""Administration in the browser: invitations with one-time links, roles, deactivation,
+the on-call roster and saved replies; managers for their practice only."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from recovery.config import Settings
+from recovery.crypto import PhiCipher
+from recovery.db import session_scope, utcnow
+from recovery.domain.templates import SmsTemplates
+from recovery.models import AuditEvent, Message, Practice, Role, SavedReply, User
+from recovery.schemas.practices import read_practices
+from recovery.services.practices import load_practices
+from tests.conftest import PRACTICES_FILE
+from tests.e2e import scenario
+from tests.e2e.scenario import Scenario
+from tests.unit.conftest import RecordingDispatcher
+from tests.unit.test_staff_pages import csrf, sign_in, text_of
+
+MANAGER = "boss@valley.example"
+
+
+@pytest.fixture
+def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
+    built = scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    with session_scope(sessions) as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        desk = session.scalars(select(User).where(User.email == built.users.desk)).one()
+        ada = session.scalars(select(User).where(User.email == built.users.admin)).one()
+        session.add(
+            User(
+                email=MANAGER,
+                name="Pat Kim",
+                password_hash=desk.password_hash,
+                role=Role.MANAGER,
+                practice_id=valley.id,
+                active=True,
+                totp_secret=ada.totp_secret,  # managers sign in with a code too
+            )
+        )
+    return built
+
+
+def _user(sessions: sessionmaker[Session], email: str) -> User:
+    with sessions() as session:
+        return session.scalars(select(User).where(User.email == email)).one()
+
+
+def test_front_desk_and_clinicians_cannot_open_administration(
+    client: FlaskClient, world: Scenario
+) -> None:
+    sign_in(client, world.users.desk)
+
+    assert "Admin" not in text_of(client.get("/tasks")).split("</nav>")[0]
+    for path in ("/admin/users", "/admin/roster", "/admin/replies"):
+        assert client.get(path).status_code == 403
+
+
+def test_manager_invites_a_user_who_sets_a_password_once_and_signs_in(
+    client: FlaskClient,
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    dispatcher: RecordingDispatcher,
+) -> None:
+    token = sign_in(client, MANAGER)
+
+    page = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": token,
+            "name": "Sam New",
+            "email": "Sam@Valley.example",
+            "role": "clinician",
+            "phone": "(512) 555-0177",
+        },
+    )
+
+    assert page.status_code == 200
+    link = re.search(r"https://recovery\.example\.com(/set-password/[\w-]+)", text_of(page))
+    assert link is not None
+    new = _user(sessions, "sam@valley.example")
+    assert new.role is Role.CLINICIAN and new.active
+    with sessions() as session:
+        texted = session.scalars(select(Message).where(Message.kind == "invite")).one()
+    assert texted.to_number == "+15125550177" and link.group(1) in texted.body
+    assert dispatcher.sent[-1] == texted.id
+
+    other = client.application.test_client()
+    form = other.get(link.group(1))
+    assert form.status_code == 200 and "sam@valley.example" in text_of(form)
+    done = other.post(
+        link.group(1),
+        data={
+            "csrf_token": csrf(other),
+            "password": "a fine new pass",
+            "confirm": "a fine new pass",
+        },
+    )
+    assert done.status_code == 302
+    assert other.get(link.group(1)).status_code == 404  # once only
+    sign_in(other, "sam@valley.example", "a fine new pass")
+    assert other.get("/tasks").status_code == 200
+
+
+def test_an_invited_user_cannot_sign_in_before_choosing_a_password(
+    client: FlaskClient, world: Scenario
+) -> None:
+    token = sign_in(client, MANAGER)
+    client.post(
+        "/admin/users",
+        data={"csrf_token": token, "name": "X", "email": "x@valley.example", "role": "staff"},
+    )
+    other = client.application.test_client()
+    response = other.post(
+        "/login", data={"email": "x@valley.example", "password": "!", "csrf_token": csrf(other)}
+    )
+    assert response.status_code == 401
+
+
+def test_manager_changes_a_role_and_deactivates_a_user_audited(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    desk = _user(sessions, world.users.desk)
+
+    client.post(f"/admin/users/{desk.id}/role", data={"csrf_token": token, "role": "clinician"})
+    client.post(f"/admin/users/{desk.id}/active", data={"csrf_token": token, "active": "0"})
+
+    desk = _user(sessions, world.users.desk)
+    assert desk.role is Role.CLINICIAN and not desk.active
+    with sessions() as session:
+        actions = [
+            e.action
+            for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+            if e.detail.startswith(f"user {desk.id}")
+        ]
+    assert actions == ["change_role", "deactivate_user"]
+
+
+def test_a_manager_cannot_touch_another_practices_users_nor_make_an_admin(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    other = _user(sessions, world.users.other)
+
+    assert (
+        client.post(f"/admin/users/{other.id}/active", data={"csrf_token": token}).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            f"/admin/users/{other.id}/role", data={"csrf_token": token, "role": "staff"}
+        ).status_code
+        == 404
+    )
+    assert "Olga Other" not in text_of(client.get("/admin/users?practice=always-open"))
+    page = client.post(
+        "/admin/users",
+        data={"csrf_token": token, "name": "Eve", "email": "eve@x.example", "role": "admin"},
+    )
+    assert page.status_code == 400
+    assert _user(sessions, world.users.other).active
+
+
+def test_roster_edit_reorders_adds_and_removes_and_the_file_no_longer_overrides_it(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    page = text_of(client.get("/admin/roster"))
+    assert "Dr. Rivera" in page and "Nurse Lee" in page
+
+    client.post(
+        "/admin/roster",
+        data={
+            "csrf_token": token,
+            "name": ["Dr. Rivera", "Nurse Lee", "Dr. New"],
+            "phone": ["+15125550111", "+15125550112", "512-555-0113"],
+            "manager_name": "Pat Kim",
+            "manager_phone": "+15125550120",
+            "move": "down:0",
+        },
+    )
+    with sessions() as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        assert [p["name"] for p in valley.on_call] == ["Nurse Lee", "Dr. Rivera", "Dr. New"]
+        assert valley.on_call[2]["phone"] == "+15125550113"
+    client.post(
+        "/admin/roster",
+        data={
+            "csrf_token": token,
+            "name": ["Nurse Lee", "Dr. Rivera", "Dr. New", ""],
+            "phone": ["+15125550112", "+15125550111", "+15125550113", ""],
+            "manager_name": "Pat Kim",
+            "manager_phone": "+15125550120",
+            "move": "remove:1",
+        },
+    )
+    with session_scope(sessions) as session:
+        load_practices(session, read_practices(PRACTICES_FILE))
+    with sessions() as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        assert [p["name"] for p in valley.on_call] == ["Nurse Lee", "Dr. New"]
+        edits = session.scalars(select(AuditEvent).where(AuditEvent.action == "edit_roster")).all()
+        assert len(edits) == 2 and "+1512" not in edits[0].detail
+
+
+def test_roster_refuses_an_empty_list_and_a_bad_number(
+    client: FlaskClient, world: Scenario
+) -> None:
+    token = sign_in(client, MANAGER)
+
+    empty = client.post("/admin/roster", data={"csrf_token": token, "name": [""], "phone": [""]})
+    bad = client.post(
+        "/admin/roster", data={"csrf_token": token, "name": ["Dr. X"], "phone": ["12"]}
+    )
+
+    assert empty.status_code == 400 and "at least one person" in text_of(empty)
+    assert bad.status_code == 400 and "is not a phone number" in text_of(bad)
+
+
+def test_saved_replies_use_the_template_allow_list(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+
+    ok = client.post(
+        "/admin/replies",
+        data={
+            "csrf_token": token,
+            "title": "Call us",
+            "body": "{{ practice_name }}: please call us at {{ practice_phone }}.",
+        },
+    )
+    leaky = client.post(
+        "/admin/replies",
+        data={"csrf_token": token, "title": "Leak", "body": "{{ practice_name }} {{ patient }}"},
+    )
+    anonymous = client.post(
+        "/admin/replies", data={"csrf_token": token, "title": "Anon", "body": "call us"}
+    )
+
+    assert ok.status_code == 302
+    assert leaky.status_code == 400 and "uses patient" in text_of(leaky)
+    assert anonymous.status_code == 400 and "must name the practice" in text_of(anonymous)
+    with sessions() as session:
+        assert [r.title for r in session.scalars(select(SavedReply))] == ["Call us"]
