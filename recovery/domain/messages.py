@@ -14,6 +14,7 @@ class MessageKind(enum.StrEnum):
     FIRST_TEXT = "first_text"  # the answer to a missed call
     NUDGE = "nudge"  # one follow-up when the patient has not replied
     PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
+    INVITE = "invite"  # to a new staff member: their one-time set-password link
     # Answers to a patient's reply, one per thing they can ask for.
     BOOK = "book"  # the tracked booking link
     BILLING = "billing"  # a billing task was opened: when to expect the call

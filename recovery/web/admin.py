@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import parse_number
 from recovery.models import Practice, Role, SavedReply, User
 from recovery.services import admin
@@ -131,7 +132,7 @@ def invite() -> str | tuple[str, int] | Response:
                     runtime.templates,
                     practice,
                     to=phone,
-                    kind="invite",
+                    kind=MessageKind.INVITE,
                     now=now,
                     link=link,
                 ).id
