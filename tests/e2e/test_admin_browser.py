@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from recovery.config import TEMPLATES_DIR
@@ -18,8 +18,8 @@ from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, Practice, Role, User
 from recovery.models import Page as PageRow
 from tests.e2e import scenario
-from tests.e2e.conftest import DESKTOP, PHONE, SECRET_KEY, Server, shot
-from tests.e2e.test_staff_browser import sign_in as sign_in_password
+from tests.e2e.conftest import SECRET_KEY, Server, shot
+from tests.e2e.conftest import sign_in as sign_in_password
 
 pytestmark = pytest.mark.e2e
 
@@ -71,20 +71,6 @@ def restore_roster(server: Server) -> Iterator[None]:
             practice.roster_edited_at = None
         session.flush()
         load_practices(session, read_practices(PRACTICES_FILE))
-
-
-@pytest.fixture
-def desktop(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    yield context.new_page()
-    context.close()
 
 
 def test_manager_invites_a_user_who_sets_a_password_and_signs_in(

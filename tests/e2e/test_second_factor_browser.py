@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from recovery.db import session_scope, utcnow
 from recovery.models import Role
 from recovery.services.auth import create_user
 from tests.e2e import scenario
-from tests.e2e.conftest import DESKTOP, PHONE, Server, shot
+from tests.e2e.conftest import Server, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
 MANAGER = "manager@valley.example"
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def desktop(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
-
-
-def password_step(page: Page, email: str) -> None:
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(scenario.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_manager_enrols_an_authenticator_and_signs_in_with_it(
@@ -55,7 +33,7 @@ def test_a_manager_enrols_an_authenticator_and_signs_in_with_it(
         )
 
     phone.goto(f"{server.base_url}/tasks")
-    password_step(phone, MANAGER)
+    sign_in(phone, MANAGER)
 
     expect(phone.get_by_role("heading", name="Set up your sign-in code")).to_be_visible()
     expect(phone.locator(".qr svg")).to_be_visible()
@@ -77,7 +55,7 @@ def test_a_manager_enrols_an_authenticator_and_signs_in_with_it(
 
     # Later, at the desk: password, then the app's code (the next one: each is used once).
     desktop.goto(f"{server.base_url}/tasks")
-    password_step(desktop, MANAGER)
+    sign_in(desktop, MANAGER)
     expect(desktop.get_by_role("heading", name="Your sign-in code")).to_be_visible()
     shot(desktop, "sign-in-code-desktop")
     desktop.get_by_label("Code").fill(totp.at(utcnow() + timedelta(seconds=30)))

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from recovery.models import AuditEvent, Episode, EpisodeOutcome, PageStatus, Task, TaskStatus
 from recovery.models import Page as PageRow
 from tests.e2e import scenario
-from tests.e2e.conftest import DESKTOP, PHONE, Server, shot
+from tests.e2e.conftest import PHONE, Server, shot, sign_in
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True)
-    yield context.new_page()
-    context.close()
-
-
-@pytest.fixture
-def desktop(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=DESKTOP)
-    yield context.new_page()
-    context.close()
-
-
-def sign_in(page: Page, email: str) -> None:
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(scenario.PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_clinician_opens_the_page_link_signs_in_and_takes_the_page(
