@@ -15,7 +15,11 @@ import click
 import requests
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
+
+    from recovery.models import User
 
 from recovery.config import Settings
 from recovery.simulation import missed_dial_action_form
@@ -145,21 +149,12 @@ def users_list() -> None:
 @click.password_option(help="Prompted for (twice) when not given.")
 def users_set_password(email: str, password: str) -> None:
     """Give EMAIL a new password (a forgotten one, or a first one handed over in person)."""
-    from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.services.auth import AccountError, set_password
 
-    engine = make_engine(Settings().effective_database_url)
     try:
-        with session_scope(make_session_factory(engine)) as session:
-            user = set_password(session, email, password)
-            if user is not None:
-                audit_cli(session, f"users set-password {user.id}")
+        user = change_user(email, "set-password", lambda s: set_password(s, email, password))
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
-    finally:
-        engine.dispose()
-    if user is None:
-        raise click.ClickException(f"no user {email}")
     click.echo(f"new password set for {user.email}; their sessions have ended")
 
 
@@ -167,17 +162,9 @@ def users_set_password(email: str, password: str) -> None:
 @click.argument("email")
 def users_deactivate(email: str) -> None:
     """Sign EMAIL out everywhere and refuse their password (the audit trail keeps them)."""
-    from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.services.auth import set_active
 
-    engine = make_engine(Settings().effective_database_url)
-    with session_scope(make_session_factory(engine)) as session:
-        user = set_active(session, email, False)
-        if user is not None:
-            audit_cli(session, f"users deactivate {user.id}")
-    engine.dispose()
-    if user is None:
-        raise click.ClickException(f"no user {email}")
+    user = change_user(email, "deactivate", lambda s: set_active(s, email, False))
     click.echo(f"deactivated {user.email}")
 
 
@@ -185,18 +172,15 @@ def users_deactivate(email: str) -> None:
 @click.argument("email")
 def users_sign_out(email: str) -> None:
     """End every session of EMAIL now (a lost phone, a shared computer left signed in)."""
-    from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.services.auth import end_sessions, find_user
 
-    engine = make_engine(Settings().effective_database_url)
-    with session_scope(make_session_factory(engine)) as session:
+    def sign_out(session: Session) -> User | None:
         user = find_user(session, email)
         if user is not None:
             end_sessions(user)
-            audit_cli(session, f"users sign-out {user.id}")
-    engine.dispose()
-    if user is None:
-        raise click.ClickException(f"no user {email}")
+        return user
+
+    user = change_user(email, "sign-out", sign_out)
     click.echo(f"signed {user.email} out everywhere")
 
 
@@ -205,18 +189,28 @@ def users_sign_out(email: str) -> None:
 def users_reset_second_factor(email: str) -> None:
     """Forget EMAIL's authenticator app and recovery codes: they set up a new one at their
     next sign-in (check who is asking first: this is what an attacker would ask for)."""
-    from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.services.auth import reset_second_factor
 
+    user = change_user(email, "reset-2fa", lambda s: reset_second_factor(s, email))
+    click.echo(f"{user.email} sets up a new sign-in code at their next sign-in")
+
+
+def change_user(email: str, verb: str, change: Callable[[Session], User | None]) -> User:
+    """Apply CHANGE to EMAIL's account in one transaction and audit it as `users VERB`;
+    no such user is an error, and nothing is written."""
+    from recovery.db import make_engine, make_session_factory, session_scope
+
     engine = make_engine(Settings().effective_database_url)
-    with session_scope(make_session_factory(engine)) as session:
-        user = reset_second_factor(session, email)
-        if user is not None:
-            audit_cli(session, f"users reset-2fa {user.id}")
-    engine.dispose()
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            user = change(session)
+            if user is not None:
+                audit_cli(session, f"users {verb} {user.id}")
+    finally:
+        engine.dispose()
     if user is None:
         raise click.ClickException(f"no user {email}")
-    click.echo(f"{user.email} sets up a new sign-in code at their next sign-in")
+    return user
 
 
 def audit_cli(session: Session, what: str) -> None:
