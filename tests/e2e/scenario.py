@@ -104,6 +104,25 @@ def missed_call_and_reply(
         )
 
 
+def add_manager(sessions: sessionmaker[Session], users: Users, email: str) -> None:
+    """A manager at Valley Family, signing in with the scenario's password and code."""
+    with session_scope(sessions) as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        desk = session.scalars(select(User).where(User.email == users.desk)).one()
+        ada = session.scalars(select(User).where(User.email == users.admin)).one()
+        session.add(
+            User(
+                email=email,
+                name="Pat Kim",
+                password_hash=desk.password_hash,
+                role=Role.MANAGER,
+                practice_id=valley.id,
+                active=True,
+                totp_secret=ada.totp_secret,  # managers sign in with a code too
+            )
+        )
+
+
 def build(
     sessions: sessionmaker[Session], templates: SmsTemplates, cipher: PhiCipher, now: datetime
 ) -> Scenario:

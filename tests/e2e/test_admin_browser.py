@@ -15,7 +15,7 @@ from recovery.config import TEMPLATES_DIR
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.models import Message, Practice, Role, User
+from recovery.models import Message, Practice
 from recovery.models import Page as PageRow
 from tests.e2e import scenario
 from tests.e2e.conftest import SECRET_KEY, Server, shot
@@ -28,21 +28,7 @@ MANAGER = "boss@valley.example"
 
 @pytest.fixture
 def manager(server: Server, world: scenario.Scenario) -> str:
-    with session_scope(server.sessions) as session:
-        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
-        desk = session.scalars(select(User).where(User.email == world.users.desk)).one()
-        ada = session.scalars(select(User).where(User.email == world.users.admin)).one()
-        session.add(
-            User(
-                email=MANAGER,
-                name="Pat Kim",
-                password_hash=desk.password_hash,
-                role=Role.MANAGER,
-                practice_id=valley.id,
-                active=True,
-                totp_secret=ada.totp_secret,  # managers sign in with a code too
-            )
-        )
+    scenario.add_manager(server.sessions, world.users, MANAGER)
     return MANAGER
 
 

@@ -29,21 +29,7 @@ MANAGER = "boss@valley.example"
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
     built = scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
-    with session_scope(sessions) as session:
-        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
-        desk = session.scalars(select(User).where(User.email == built.users.desk)).one()
-        ada = session.scalars(select(User).where(User.email == built.users.admin)).one()
-        session.add(
-            User(
-                email=MANAGER,
-                name="Pat Kim",
-                password_hash=desk.password_hash,
-                role=Role.MANAGER,
-                practice_id=valley.id,
-                active=True,
-                totp_secret=ada.totp_secret,  # managers sign in with a code too
-            )
-        )
+    scenario.add_manager(sessions, built.users, MANAGER)
     return built
 
 
