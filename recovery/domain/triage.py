@@ -229,6 +229,15 @@ _BODY = (
     r"|hand|hands|arm|arms|leg|legs|head|stomach|tummy|belly|tooth|teeth|ear|ears|eye|eyes"
     r"|throat|side|joints?|elbow|finger|toe|toes|period|cramps)"
 )
+# "the middle of my chest", "center of the chest": where the AHA says the feeling is.
+_CHEST_PLACE = (
+    r"(?:(?:middle|center|centre|left side|left) of (?:my |his |her |the )?)?"
+    r"(?:chest|chst|cheast|chets|breastbone|breast bone|sternum)"
+)
+_CHEST_FEEL = (
+    r"(?:pain\w*|pressure|tight\w*|hurt\w*|discomfort|uncomfortable|squeez\w*|heavy|heaviness"
+    r"|full|fullness|ache\w*|aching|crush\w*|burn\w*|on fire|stabb\w*|sharp)"
+)
 _ES_NO_PUEDE = r"(?:no (?:puede|puedo|pueden|podia|pudo))"
 
 _PATTERNS: dict[Concept, tuple[str, str]] = {
@@ -291,15 +300,15 @@ _PATTERNS: dict[Concept, tuple[str, str]] = {
         r"|siento que me ahogo",
     ),
     Concept.CHEST: (
-        rf"(?:chest|chst|cheast|chets){_G} (?:pain\w*|pressure|tight\w*|hurt\w*|discomfort|squeez\w*|heavy|heaviness"
-        r"|ache\w*|aching|crush\w*|burn\w*|on fire)|(?:pain|pains|pressure|tightness|tight|discomfort"
-        rf"|squeezing|heaviness|crushing|ache){_G} (?:in |on )?(?:my |his |her )?(?:chest|chst)"
+        # The AHA's words for the heart-attack feeling ("uncomfortable pressure, squeezing,
+        # fullness or pain in the center of the chest"), on either side of the chest and up
+        # to five words away: patients put a place between them ("squeezing feeling in the
+        # middle of my chest").
+        rf"{_CHEST_PLACE}{_G5} {_CHEST_FEEL}|{_CHEST_FEEL}{_G5} {_CHEST_PLACE}"
         r"|heart attack|cardiac arrest|heart (?:hurts|is hurting|pains?|aches?)|(?:sitting|weight|pressing|pushing|standing) on (?:my|his|her)"
-        r" chest|clutch\w* (?:his|her|my) chest|elephant"
-        r"|(?:pain|pressure|tight)\w* (?:in|on) (?:the )?(?:middle|center) of (?:my|his|her)"
-        r" chest",
-        rf"(?:dolor|duele|duelen|dolia|presion|opresion|apret\w*|aprieta|pesadez|molestia){_G}"
-        rf" (?:el |en el |del )?pecho|pecho{_G} (?:dolor|duele|apret\w*|aprieta|presion)"
+        r" chest|clutch\w* (?:his|her|my) chest|elephant",
+        rf"(?:dolor|duele|duelen|dolia|presion|opresion|apret\w*|aprieta|pesadez|molestia|ardor){_G5}"
+        rf" (?:el |en el |del )?pecho|pecho{_G5} (?:dolor|duele|apret\w*|aprieta|presion|pesad\w*)"
         r"|infarto|ataque (?:al|del) corazon|ataque cardiaco",
     ),
     Concept.CONSCIOUSNESS: (
