@@ -25,6 +25,7 @@ class MessageKind(enum.StrEnum):
     HELP = "help"  # who we are and how to stop
     REPROMPT = "reprompt"  # the first reply we did not understand: the menu again
     HANDOFF = "handoff"  # a person will call: a front-desk task was opened
+    CLINICAL = "clinical"  # a symptom, no red flag: the 911 sentence, a nurse will call
     # Answers to a clinician's ACK.
     PAGE_ACK = "page_ack"  # you have the page
     ACK_PROBLEM = "ack_problem"  # your ACK did not take a page (AckProblem says why)
@@ -39,8 +40,11 @@ class MessageKind(enum.StrEnum):
 # Answers that still go to a number that opted out, each one a reply to the patient's own
 # text, never a text we start: the opt-out confirmation (carriers require it), HELP
 # (carriers require an answer to it), and the 911 guidance to a patient who just wrote
-# that it is urgent (safety before convenience).
-OPT_OUT_EXEMPT_KINDS = frozenset({MessageKind.STOP, MessageKind.HELP, MessageKind.URGENT})
+# that it is urgent or describes a symptom (safety before convenience: both carry the 911
+# sentence).
+OPT_OUT_EXEMPT_KINDS = frozenset(
+    {MessageKind.STOP, MessageKind.HELP, MessageKind.URGENT, MessageKind.CLINICAL}
+)
 
 
 class DeliveryOutcome(enum.StrEnum):

@@ -10,3 +10,4 @@ class TaskReason(enum.StrEnum):
     REFILL = "refill"  # a prescription refill
     BOOK = "book"  # wants an appointment, and the practice has no booking link
     UNCLEAR = "unclear"  # two replies we did not understand
+    CLINICAL = "clinical"  # a symptom, an illness or an injury: a nurse calls back

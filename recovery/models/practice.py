@@ -36,6 +36,9 @@ class Practice(Base):
     refill_sla_h: Mapped[int] = mapped_column(Integer, default=2)
     refill_cutoff: Mapped[str] = mapped_column(String(5), default="15:00")
     ack_timeout_s: Mapped[int] = mapped_column(Integer, default=300)
+    # A clinical concern (a symptom, no red flag): a nurse calls back within this many
+    # minutes, by the clock, not business hours; unclaimed by then, it is paged.
+    clinical_callback_min: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
     manager: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"name", "phone"}
     reply_window_h: Mapped[int] = mapped_column(Integer, default=24)
     nudge_after_h: Mapped[int] = mapped_column(Integer, default=4)

@@ -15,7 +15,7 @@ from recovery.models.user import NAME_LENGTH
 
 class TaskQueue(enum.Enum):
     BILLING = "billing"  # billing questions: next business day
-    CARE_TEAM = "care_team"  # refills: same business day
+    CARE_TEAM = "care_team"  # refills: same business day; clinical concerns: minutes
     FRONT_DESK = "front_desk"  # replies we could not understand twice
 
 

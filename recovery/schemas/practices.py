@@ -50,6 +50,7 @@ class PracticeConfig(BaseModel):
     refill_sla_h: int = Field(default=2, ge=0, le=24)  # business hours, same day
     refill_cutoff: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     ack_timeout_s: int = Field(default=300, ge=30, le=3600)
+    clinical_callback_min: int = Field(default=30, ge=5, le=240)  # minutes, any hour
     manager: OnCallEntry | None = None  # paged with the whole roster when nobody acks
     reply_window_h: int = Field(default=24, ge=1, le=168)
     nudge_after_h: int = Field(default=4, ge=1, le=72)

@@ -66,6 +66,7 @@ def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None
     practice.refill_sla_h = config.refill_sla_h
     practice.refill_cutoff = config.refill_cutoff
     practice.ack_timeout_s = config.ack_timeout_s
+    practice.clinical_callback_min = config.clinical_callback_min
     practice.reply_window_h = config.reply_window_h
     practice.nudge_after_h = config.nudge_after_h
     practice.quiet_hours = config.quiet_hours

@@ -4,8 +4,10 @@ The webhook only stores the text (encrypted) and queues `handle_reply`; everythi
 runs in the worker, in one transaction, and returns the texts to dispatch after commit.
 Routing follows the product's table: BOOK gets a tracked link, BILLING and REFILL become
 staff tasks with SLA due times, URGENT gets the 911 guidance first and then a live page,
-STOP/START/HELP are honoured at once, and a reply we do not understand gets one
-re-prompt before it becomes a front-desk task.
+a clinical concern (a symptom, no red flag) gets the 911 sentence and a care-team task
+due within minutes (paged when nobody claims it in time), STOP/START/HELP are honoured
+at once, and a reply we do not understand gets one re-prompt before it becomes a
+front-desk task.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 BOOKING_PATH = "/b/"
 FRONT_DESK_SLA = timedelta(hours=1)
+# Requests that keep their own answer when they also name a symptom; the care team's
+# task is added beside it. Not STOP (honoured and nothing else), not URGENT or CLINICAL
+# (they are the care team already).
+_CONCERN_BESIDE = frozenset({Intent.BOOK, Intent.BILLING, Intent.REFILL})
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ class Router:
             Intent.START: self.start,
             Intent.HELP: self.help,
             Intent.URGENT: self.urgent,
+            Intent.CLINICAL: self.clinical,
             Intent.BOOK: self.book,
             Intent.BILLING: self.billing,
             Intent.REFILL: self.refill,
@@ -235,6 +242,9 @@ class Router:
         if intent not in (Intent.STOP, Intent.START, Intent.HELP, Intent.UNKNOWN, Intent.ACK):
             self.episode.intent = intent.value
         handler()
+        if understood.concerns and intent in _CONCERN_BESIDE:
+            # "my back hurts, can I come in": the link, and a nurse's call beside it.
+            self.clinical_task()
         return self.result
 
     # --- texts -----------------------------------------------------------------------
@@ -312,6 +322,16 @@ class Router:
         )
         self.result.message_ids.extend(page.message_ids)
 
+    def clinical(self) -> None:
+        self.clinical_task()
+        self.reply(MessageKind.CLINICAL)
+
+    def clinical_task(self) -> Task:
+        """Due by the clock, not business hours: a clinical question after hours goes to
+        on-call, who are paged if nobody claims it by then (paging.page_overdue_tasks)."""
+        due = self.now + timedelta(minutes=self.practice.clinical_callback_min)
+        return self.task(TaskQueue.CARE_TEAM, TaskReason.CLINICAL, due)
+
     def book(self) -> None:
         if not self.practice.booking_url:
             self.front_desk_task(TaskReason.BOOK)
@@ -353,14 +373,18 @@ class Router:
         self.reply(MessageKind.HANDOFF, callback_time=self.callback_time(task.due_at))
 
     def task(self, queue: TaskQueue, reason: TaskReason, due: datetime) -> Task:
-        """One open task per queue per episode: asking twice does not double the work."""
-        existing = self.session.scalars(
-            select(Task).where(
-                Task.episode_id == self.episode.id,
-                Task.queue == queue,
-                Task.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED]),
-            )
-        ).first()
+        """One open task per queue per episode: asking twice does not double the work.
+        A clinical task is its own: an open refill task must not hide a symptom."""
+        query = select(Task).where(
+            Task.episode_id == self.episode.id,
+            Task.queue == queue,
+            Task.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED]),
+        )
+        if reason is TaskReason.CLINICAL:
+            query = query.where(Task.reason == TaskReason.CLINICAL)
+        else:
+            query = query.where(Task.reason != TaskReason.CLINICAL)
+        existing = self.session.scalars(query).first()
         if existing is not None:
             return existing
         task = Task(

@@ -56,6 +56,7 @@ REASON_LABELS = {
     TaskReason.REFILL: "Prescription refill",
     TaskReason.UNCLEAR: "Reply not understood",
     TaskReason.BOOK: "Wants an appointment",
+    TaskReason.CLINICAL: "Clinical question: nurse to call back",
 }
 OUTCOME_LABELS = {
     EpisodeOutcome.BOOKED: "Booked",
@@ -69,6 +70,7 @@ INTENT_LABELS = {
     "billing": "Billing",
     "refill": "Refill",
     "urgent": "Urgent",
+    "clinical": "Clinical concern",
     "stop": "Stop",
     "start": "Start",
     "help": "Help",

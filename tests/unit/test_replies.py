@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.crypto import PhiCipher
 from recovery.domain.calls import CallReport
+from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     EpisodeOutcome,
     Message,
     OptOut,
     Page,
+    Practice,
     Task,
     TaskQueue,
 )
@@ -392,3 +394,75 @@ def test_a_patient_writing_ack_is_not_taken_for_a_clinician(
 ) -> None:
     [answer] = reply(sessions, templates, "ack", FRIDAY_EVENING)
     assert answer.kind == "reprompt"
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_symptom_gets_the_911_sentence_and_a_care_team_task_due_in_30_minutes(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    # Friday 18:30 in Chicago: after hours, and the task is still due by the clock.
+    [answer] = reply(sessions, templates, "my back has been hurting for a week", FRIDAY_EVENING)
+
+    assert answer.kind == "clinical" and answer.to_number == PATIENT
+    assert "call 911" in answer.body and "nurse" in answer.body
+    assert "hurting" not in answer.body  # the patient's words never leave in a text
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        assert (task.queue, task.reason) == (TaskQueue.CARE_TEAM, TaskReason.CLINICAL)
+        assert task.due_at == FRIDAY_EVENING + timedelta(minutes=30)
+        assert session.scalars(select(Page)).all() == []  # not until nobody claims it
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_the_callback_minutes_are_the_practices_setting(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    with sessions.begin() as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        valley.clinical_callback_min = 10
+    reply(sessions, templates, "I have a fever and a cough", FRIDAY_EVENING)
+    with sessions() as session:
+        assert session.scalars(select(Task)).one().due_at == FRIDAY_EVENING + timedelta(minutes=10)
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_spanish_symptom_is_answered_in_spanish(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "me duele mucho la rodilla", FRIDAY_EVENING)
+    assert answer.kind == "clinical"
+    assert "911" in answer.body and "enfermera" in answer.body
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_booking_that_mentions_a_symptom_gets_the_link_and_a_task_beside_it(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    [answer] = reply(sessions, templates, "my back hurts, can I come in", FRIDAY_EVENING)
+
+    assert answer.kind == "book" and "/b/" in answer.body
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        assert task.reason is TaskReason.CLINICAL
+        assert task.due_at == FRIDAY_EVENING + timedelta(minutes=30)
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_a_refill_task_does_not_hide_a_symptom_and_a_second_symptom_adds_no_task(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    reply(sessions, templates, "REFILL", FRIDAY_EVENING)
+    reply(sessions, templates, "also my knee is swollen", FRIDAY_EVENING.replace(minute=35))
+    reply(sessions, templates, "and it hurts", FRIDAY_EVENING.replace(minute=40))
+    with sessions() as session:
+        reasons = sorted(t.reason.value for t in session.scalars(select(Task)))
+        assert reasons == ["clinical", "refill"]
+
+
+@pytest.mark.usefixtures("after_missed_call")
+def test_no_reply_naming_a_symptom_gets_the_menu_again(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    for minute, text in enumerate(["I feel sick", "tengo gripa", "my ankle is twisted"]):
+        queued = reply(sessions, templates, text, FRIDAY_EVENING.replace(minute=31 + minute))
+        assert [m.kind for m in queued] == ["clinical"], text
