@@ -812,7 +812,7 @@ def _missing_details(
         for number in missing[:limit]:
             row = conn.execute(
                 "SELECT m.id, m.status, m.attempts, m.created_at, m.claimed_at, "
-                "m.next_attempt_at, m.error_code, m.error_message "
+                "m.next_attempt_at, m.requeue_at, m.error_code, m.error_message "
                 "FROM messages m WHERE m.to_number = %s ORDER BY m.id",
                 (number,),
             ).fetchone()
@@ -821,7 +821,7 @@ def _missing_details(
                 + (
                     "no message row"
                     if row is None
-                    else "message {} {} attempts={} created={} claimed={} next={} "
+                    else "message {} {} attempts={} created={} claimed={} retry={} requeue={} "
                     "error={} {}".format(*row)
                 )
             )
@@ -863,14 +863,14 @@ def _retire_pending_texts(database_url: str) -> None:
     with psycopg.connect(infra.psycopg_url(database_url)) as conn:
         conn.execute(
             "UPDATE messages SET status = 'suppressed', error_message = 'benchmark: not sent' "
-            "WHERE status IN ('pending', 'sending')"
+            "WHERE status IN ('pending', 'retrying', 'sending')"
         )
 
 
 def _pending_texts(database_url: str) -> int:
     with psycopg.connect(infra.psycopg_url(database_url)) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM messages WHERE status IN ('pending', 'sending')"
+            "SELECT count(*) FROM messages WHERE status IN ('pending', 'retrying', 'sending')"
         ).fetchone()
     return int(row[0]) if row else 0
 

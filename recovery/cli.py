@@ -510,7 +510,7 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
     from sqlalchemy import select
 
     from recovery.db import make_engine, make_session_factory
-    from recovery.models import Episode, Message, MessageStatus, Page, Task
+    from recovery.models import Direction, Episode, Message, Page, Task
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
     deadline = time.monotonic() + 10
@@ -528,7 +528,7 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
                 .where(
                     Message.created_at >= inbound.created_at,
                     Message.id > inbound.id,
-                    Message.status != MessageStatus.RECEIVED,
+                    Message.direction == Direction.OUTBOUND,
                 )
                 .order_by(Message.id)
             )

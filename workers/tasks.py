@@ -67,7 +67,7 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
         status_callback=res.status_callback,
         deadline=timedelta(seconds=res.settings.send_deadline_s),
     )
-    # A retry is not scheduled here: the message row carries next_attempt_at, and the
+    # A retry is not scheduled here: a retrying row carries its requeue_at, and the
     # sweeper (a database query every few seconds) re-queues it, surviving any restart.
     return result.status
 

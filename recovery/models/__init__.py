@@ -5,7 +5,7 @@ from recovery.models.audit import AuditAction, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut
 from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
-from recovery.models.message import STATUS_RANK, Direction, Message, MessageStatus
+from recovery.models.message import Direction, Message, MessageStatus
 from recovery.models.page import Page, PageStatus
 from recovery.models.practice import Practice, PracticeNumber
 from recovery.models.task import Task, TaskQueue, TaskStatus
@@ -13,7 +13,6 @@ from recovery.models.token import ApiToken
 from recovery.models.user import Role, User
 
 __all__ = [
-    "STATUS_RANK",
     "ApiToken",
     "AuditAction",
     "AuditEvent",

@@ -9,11 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
-
-
-class EpisodeStatus(enum.Enum):
-    OPEN = "open"  # waiting on the patient or on staff
-    CLOSED = "closed"  # has its outcome
+from recovery.domain.states import EpisodeStatus
 
 
 class EpisodeOutcome(enum.Enum):

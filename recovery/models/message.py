@@ -10,33 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column, phone
 from recovery.domain.messages import MessageKind
-
-
-class MessageStatus(enum.Enum):
-    PENDING = "pending"  # stored, waiting for a worker (or for its retry time)
-    SENDING = "sending"  # claimed by one worker, which is calling the provider now
-    ACCEPTED = "accepted"  # the provider took it and gave us its id (Twilio: queued)
-    SENT = "sent"  # the provider handed it to the carrier
-    DELIVERED = "delivered"  # final: the handset has it
-    UNDELIVERED = "undelivered"  # final: the carrier refused it (error_code says why)
-    FAILED = "failed"  # final: never sent (permanent provider error or gave up retrying)
-    SUPPRESSED = "suppressed"  # final: not sent on purpose (opted out after it was queued)
-    RECEIVED = "received"  # inbound: a patient's text
-
-
-# Status callbacks only move a message forward along this order. The final states share
-# the top rank: once final, a late or out-of-order callback changes nothing.
-STATUS_RANK = {
-    MessageStatus.PENDING: 0,
-    MessageStatus.SENDING: 1,
-    MessageStatus.ACCEPTED: 2,
-    MessageStatus.SENT: 3,
-    MessageStatus.DELIVERED: 4,
-    MessageStatus.UNDELIVERED: 4,
-    MessageStatus.FAILED: 4,
-    MessageStatus.SUPPRESSED: 4,
-    MessageStatus.RECEIVED: 4,
-}
+from recovery.domain.states import MessageStatus
 
 
 class Direction(enum.Enum):
@@ -46,7 +20,7 @@ class Direction(enum.Enum):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_messages_status_requeue_at", "status", "requeue_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"), index=True)
@@ -66,12 +40,14 @@ class Message(Base):
     sent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # A retry (attempts > 0): when it may be sent again. A fresh text or an unrouted
-    # inbound reply: when the sweeper may queue it again, the wait doubling each time
-    # (outreach.due_for_dispatch, replies.unrouted); a fresh text's claim ignores it.
+    # RETRYING only: not before then may a worker attempt it again (its backoff).
     next_attempt_at: Mapped[datetime | None]
+    # A row waiting for a worker (pending, retrying, received): when the sweeper queues a
+    # task for it again, in case the one it has was lost (outreach.due_for_dispatch,
+    # replies.unrouted). The wait doubles each time.
+    requeue_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
-    # When the sweeper last queued a task for it (its first task seemed lost).
+    # When the sweeper last queued a task for it.
     dispatched_at: Mapped[datetime | None]
     provider: Mapped[str | None] = mapped_column(String(32))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

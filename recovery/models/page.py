@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -10,12 +9,8 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.domain.states import PageStatus
 from recovery.models.user import NAME_LENGTH
-
-
-class PageStatus(enum.Enum):
-    ACTIVE = "active"  # paging: the next escalation is due at next_escalation_at
-    ACKNOWLEDGED = "acknowledged"  # final: a clinician has it
 
 
 class Page(Base):

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.domain.states import TaskStatus
 from recovery.domain.tasks import TaskReason
 from recovery.models.user import NAME_LENGTH
 
@@ -17,12 +18,6 @@ class TaskQueue(enum.Enum):
     BILLING = "billing"  # billing questions: next business day
     CARE_TEAM = "care_team"  # refills: same business day; clinical concerns: minutes
     FRONT_DESK = "front_desk"  # replies we could not understand twice
-
-
-class TaskStatus(enum.Enum):
-    OPEN = "open"  # waiting for someone to take it
-    CLAIMED = "claimed"  # a staff member is on it
-    DONE = "done"  # final: completed, and the episode resolved
 
 
 class Task(Base):

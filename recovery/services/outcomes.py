@@ -27,6 +27,7 @@ from recovery.domain.change import Changed
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask
 from recovery.domain.quiet_hours import in_quiet_hours, patient_timezone
+from recovery.domain.states import may_move, move, sources
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     CallEvent,
@@ -53,14 +54,14 @@ log = logging.getLogger(__name__)
 # bound: the token proves the booking came through our text.
 LATE_BOOKING_WINDOW = timedelta(days=7)
 
-_OPEN_TASK_STATUSES = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+_OPEN_TASK_STATUSES = sources(TaskStatus.DONE)  # someone must still do it
 
 
 def close_episode(episode: Episode, outcome: EpisodeOutcome, now: datetime) -> bool:
     """End an open episode with `outcome`. False, and nothing changed, if it had ended."""
-    if episode.status is EpisodeStatus.CLOSED:
+    if not may_move(episode.status, EpisodeStatus.CLOSED):
         return False
-    episode.status = EpisodeStatus.CLOSED
+    episode.status = move(episode.status, EpisodeStatus.CLOSED)
     episode.outcome = outcome
     episode.outcome_at = now
     # A call after the outcome is a new reason to call: it must start a new episode,
@@ -303,9 +304,9 @@ def claim_task(session: Session, task_id: int, *, by: str, now: datetime) -> Cha
     task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:
         return None
-    if task.status is not TaskStatus.OPEN:
+    if not may_move(task.status, TaskStatus.CLAIMED):
         return Changed(task, False)
-    task.status = TaskStatus.CLAIMED
+    task.status = move(task.status, TaskStatus.CLAIMED)
     task.claimed_by = fit_name(by)
     task.claimed_at = now
     return Changed(task, True)
@@ -321,12 +322,12 @@ def complete_task(
     task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:
         return None
-    if task.status is TaskStatus.DONE:
+    if not may_move(task.status, TaskStatus.DONE):
         return Changed(task, False)
     # Lock the episode before counting its open work: two tasks of one episode completed
     # at once would each see the other still open, and neither would resolve it.
     episode = session.get(Episode, task.episode_id, with_for_update=True, populate_existing=True)
-    task.status = TaskStatus.DONE
+    task.status = move(task.status, TaskStatus.DONE)
     task.completed_at = now
     if task.claimed_by is None:
         task.claimed_by = fit_name(by)

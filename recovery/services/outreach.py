@@ -1,7 +1,7 @@
 """Outreach: send a stored text exactly once, retry what can succeed, record what happened.
 
 The message row exists before the provider is called (intake wrote it). A worker first
-claims it (pending -> sending) in its own short transaction, calls the provider with no
+claims it (pending or retrying -> sending) in its own short transaction, calls the provider with no
 transaction open, then records the answer. The claim is a conditional UPDATE, so a second
 worker, a re-dispatch by the sweeper or a redelivered task finds nothing to claim.
 """
@@ -25,7 +25,8 @@ from recovery.domain.messages import (
     SuppressionReason,
 )
 from recovery.domain.phones import mask
-from recovery.models import STATUS_RANK, Episode, Message, MessageStatus
+from recovery.domain.states import may_move, move, sources
+from recovery.models import Episode, Message, MessageStatus
 from recovery.services.consent import is_opted_out
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
@@ -58,9 +59,9 @@ def claim(session: Session, message_id: int, now: datetime) -> Message | None:
         update(Message)
         .where(
             Message.id == message_id,
-            Message.status == MessageStatus.PENDING,
-            # A fresh text (no attempt yet) goes at once; a retry waits for its time.
-            or_(Message.attempts == 0, Message.next_attempt_at <= now),
+            Message.status.in_(sources(MessageStatus.SENDING)),
+            # A fresh text goes at once; a retry waits for its time.
+            or_(Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now),
         )
         .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
         .returning(Message)
@@ -86,7 +87,7 @@ def deliver(
         if message.kind not in OPT_OUT_EXEMPT_KINDS and is_opted_out(
             session, message.practice_id, message.to_number
         ):
-            message.status = MessageStatus.SUPPRESSED
+            message.status = move(message.status, MessageStatus.SUPPRESSED)
             message.error_message = SuppressionReason.OPTED_OUT.value
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
@@ -123,11 +124,11 @@ def _record_acceptance(
     created_at: datetime,
 ) -> None:
     """Two plain UPDATEs on the tables, no read, no ORM bulk machinery (which was a seventh
-    of the worker's CPU under load): the provider took the text. Only a message still
-    pending or sending becomes accepted (the sweeper may have reset a slow claim
-    meanwhile); nothing else moves it back."""
+    of the worker's CPU under load): the provider took the text. Only a message the table
+    lets into accepted moves (sending, or retrying: the sweeper may have reset a slow
+    claim meanwhile); nothing moves back."""
     messages = cast(Table, Message.__table__)
-    not_yet = messages.c.status.in_([MessageStatus.PENDING.value, MessageStatus.SENDING.value])
+    not_yet = messages.c.status.in_([s.value for s in sources(MessageStatus.ACCEPTED)])
     session.execute(
         update(messages)
         .where(messages.c.id == message_id)
@@ -168,11 +169,12 @@ def _record_failure(
         message.error_message = str(exc)[:500]
         message.status_updated_at = now
         if exc.permanent or now - created_at >= deadline:
-            message.status = MessageStatus.FAILED
+            message.status = move(message.status, MessageStatus.FAILED)
             outcome = DeliveryOutcome.FAILED
         else:
-            message.status = MessageStatus.PENDING
+            message.status = move(message.status, MessageStatus.RETRYING)
             message.next_attempt_at = now + timedelta(seconds=backoff_s(message.attempts))
+            message.requeue_at = message.next_attempt_at  # no worker will ask: the sweeper
             outcome = DeliveryOutcome.RETRY
         attempts = message.attempts
     log.warning(
@@ -189,61 +191,64 @@ def due_for_dispatch(
     A fresh text normally reaches a worker through the task the webhook queued; after
     `grace` we assume that task was lost (Redis down at webhook time, a worker killed) and
     queue it again. After that the wait doubles: a text is queued again once it has waited
-    as long again as it had when last queued (next = now + max(grace, now - created_at)),
-    kept in its next_attempt_at, which a fresh text's claim ignores. Behind a backlog a text
-    waits in the queue, not lost: re-queuing at every sweep cost 24,195 extra tasks for
-    6,000 texts at 100 calls/s, and once per grace still ~20,000; now a 60 s wait is
-    re-queued about 5 times, while a task lost at webhook time is still recovered at grace.
+    as long again as it had when last queued (requeue_at = now + max(grace, now -
+    created_at)). Behind a backlog a text waits in the queue, not lost: re-queuing at every
+    sweep cost 24,195 extra tasks for 6,000 texts at 100 calls/s, and once per grace still
+    ~20,000; now a 60 s wait is re-queued about 5 times, while a task lost at webhook time
+    is still recovered at grace.
 
-    A retry (attempts > 0) is due at its next_attempt_at, then again once per `grace` while
-    it waits. A claim older than `stale_claim` belongs to a worker that died mid-send: it
-    goes back to pending, due at once as a retry (its last dispatch predates the claim),
-    accepting the small chance of a second text over the certainty of none.
+    A retry is due at its next_attempt_at (a failed attempt sets requeue_at to it), then
+    again once per `grace` while it waits. A claim older than `stale_claim` belongs to a
+    worker that died mid-send: it becomes a retry due at once, accepting the small chance of
+    a second text over the certainty of none.
     """
     stale = _execute(
         session,
         update(Message)
         .where(Message.status == MessageStatus.SENDING, Message.claimed_at < now - stale_claim)
-        .values(status=MessageStatus.PENDING, next_attempt_at=now)
+        .values(
+            status=move(MessageStatus.SENDING, MessageStatus.RETRYING),
+            next_attempt_at=now,
+            requeue_at=now,
+        )
         .execution_options(synchronize_session=False),
     )
     if stale.rowcount:
         log.warning("%s message(s) were stuck in sending; re-queued", stale.rowcount)
+    waiting = sources(MessageStatus.SENDING)
     rows = session.execute(
-        select(Message.id, Message.attempts, Message.created_at)
+        select(Message.id, Message.status, Message.created_at)
         .where(
-            Message.status == MessageStatus.PENDING,
-            Message.next_attempt_at <= now,  # queue_text sets it at creation
-            or_(
-                (Message.attempts == 0) & (Message.created_at <= now - grace),
-                (Message.attempts > 0)
-                & or_(Message.dispatched_at.is_(None), Message.dispatched_at <= now - grace),
-            ),
+            Message.status.in_(waiting),
+            Message.requeue_at <= now,  # queue_text sets it at creation
+            or_(Message.status != MessageStatus.PENDING, Message.created_at <= now - grace),
         )
-        .order_by(Message.next_attempt_at)
+        .order_by(Message.requeue_at)
         .limit(limit)
     ).all()
     due = [row.id for row in rows]
-    if due:
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(due))
-            .values(dispatched_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        # Computed here, not in SQL: SQLite has no timestamp arithmetic. Only while still a
-        # fresh pending text: a worker that claimed and failed it meanwhile set its retry.
-        backoff = [
-            {"id": row.id, "next_attempt_at": next_requeue_at(now, row.created_at, grace)}
+    # Computed here, not in SQL: SQLite has no timestamp arithmetic. Each only while still
+    # in the state it was read in: a worker that claimed and failed it meanwhile set its own.
+    for status in waiting:
+        again = [
+            {
+                "id": row.id,
+                "dispatched_at": now,
+                "requeue_at": (
+                    next_requeue_at(now, row.created_at, grace)
+                    if status is MessageStatus.PENDING
+                    else now + grace
+                ),
+            }
             for row in rows
-            if row.attempts == 0
+            if row.status is status
         ]
-        if backoff:
+        if again:
             session.execute(
                 update(Message)
-                .where(Message.status == MessageStatus.PENDING, Message.attempts == 0)
+                .where(Message.status == status)
                 .execution_options(synchronize_session=False),
-                backoff,
+                again,
             )
     return due
 
@@ -265,12 +270,13 @@ def record_status(
     ).first()
     if message is None:
         return False
-    if STATUS_RANK[status] <= STATUS_RANK[message.status] and not (
-        # Same rank, but the report adds the carrier's error code we did not have yet.
+    if may_move(message.status, status):
+        message.status = move(message.status, status)
+    elif not (
+        # The same state again, but the report adds the carrier's error code we lacked.
         status == message.status and error_code and not message.error_code
     ):
         return True
-    message.status = status
     message.status_updated_at = now
     if error_code:
         message.error_code = error_code

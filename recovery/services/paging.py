@@ -46,6 +46,7 @@ from recovery.domain.change import Changed
 from recovery.domain.messages import MessageKind
 from recovery.domain.pages import AckProblem
 from recovery.domain.phones import mask, parse_number
+from recovery.domain.states import move
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     Episode,
@@ -446,7 +447,7 @@ def _name_for(page: Page, practice: Practice, sender: str) -> str:
 
 
 def _close(session: Session, page: Page, acknowledged_by: str, now: datetime) -> None:
-    page.status = PageStatus.ACKNOWLEDGED
+    page.status = move(page.status, PageStatus.ACKNOWLEDGED)
     page.acknowledged_at = now
     page.acknowledged_by = fit_name(acknowledged_by)
     page.next_escalation_at = None  # the chain stops here

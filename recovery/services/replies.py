@@ -26,6 +26,7 @@ from recovery.db import insert_unique
 from recovery.domain.intents import Classification, Intent, classify
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
+from recovery.domain.states import move
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates, callback_phrase
 from recovery.models import (
@@ -117,12 +118,15 @@ def handle_reply(
     inbound = session.get(Message, message_id, with_for_update=True)
     if inbound is None or inbound.direction is not Direction.INBOUND:
         return RouteResult("missing")
-    if inbound.intent is not None:
-        return RouteResult(inbound.intent)  # a redelivered task: already routed
+    if inbound.status is not MessageStatus.RECEIVED:
+        return RouteResult(inbound.intent or "")  # a redelivered task: already routed
     practice = session.get(Practice, inbound.practice_id)
     assert practice is not None
     text = cipher.decrypt(inbound.body_ciphertext or "")
     understood = classify(text)
+    # Routed in this transaction, whatever follows: a failure rolls it back to received.
+    inbound.status = move(inbound.status, MessageStatus.ROUTED)
+    inbound.status_updated_at = now
     inbound.intent = understood.intent.value
     inbound.intent_evidence = understood.evidence[:100]
 
@@ -404,18 +408,17 @@ def unrouted(session: Session, now: datetime, grace: timedelta, limit: int = 500
     """Replies stored but never routed (their task was lost with Redis or a worker): the
     sweeper queues them again. handle_reply is idempotent, so a late original is harmless.
 
-    First after `grace`, then the wait doubles (next = now + max(grace, now - created_at),
-    kept in next_attempt_at, unused on inbound rows): a reply waiting behind a backlog is
-    not lost, and queuing it at every sweep (every 2 s) only grew the queue, as the same
-    re-queuing of texts did (24,195 extra tasks for 6,000 texts at 100 calls/s).
+    First after `grace`, then the wait doubles (requeue_at = now + max(grace, now -
+    created_at)): a reply waiting behind a backlog is not lost, and queuing it at every
+    sweep (every 2 s) only grew the queue, as the same re-queuing of texts did (24,195
+    extra tasks for 6,000 texts at 100 calls/s).
     """
     rows = session.execute(
         select(Message.id, Message.created_at)
         .where(
-            Message.direction == Direction.INBOUND,
-            Message.intent.is_(None),
+            Message.status == MessageStatus.RECEIVED,
             Message.created_at <= now - grace,
-            Message.next_attempt_at.is_(None) | (Message.next_attempt_at <= now),
+            Message.requeue_at.is_(None) | (Message.requeue_at <= now),
         )
         .order_by(Message.created_at)
         .limit(limit)
@@ -424,12 +427,12 @@ def unrouted(session: Session, now: datetime, grace: timedelta, limit: int = 500
         # Per row, computed here: SQLite has no timestamp arithmetic.
         session.execute(
             update(Message)
-            .where(Message.intent.is_(None))
+            .where(Message.status == MessageStatus.RECEIVED)
             .execution_options(synchronize_session=False),
             [
                 {
                     "id": row.id,
-                    "next_attempt_at": next_requeue_at(now, row.created_at, grace),
+                    "requeue_at": next_requeue_at(now, row.created_at, grace),
                     "dispatched_at": now,
                 }
                 for row in rows

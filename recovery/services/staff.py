@@ -86,6 +86,7 @@ MESSAGE_KIND_LABELS = {
 # How a text's delivery state reads to staff: "accepted" is provider talk for "sent".
 DELIVERY_LABELS = {
     MessageStatus.PENDING: "queued",
+    MessageStatus.RETRYING: "queued",
     MessageStatus.SENDING: "sending",
     MessageStatus.ACCEPTED: "sent",
     MessageStatus.SENT: "sent",
@@ -94,6 +95,7 @@ DELIVERY_LABELS = {
     MessageStatus.FAILED: "failed",
     MessageStatus.SUPPRESSED: "not sent (opted out)",
     MessageStatus.RECEIVED: "received",
+    MessageStatus.ROUTED: "received",
 }
 # At the same minute, the story reads in this order: the call, what the patient wrote,
 # our answer, the task or page it became, the texts to staff, and the outcome last.

@@ -52,7 +52,7 @@ def queue_text(
         body=templates.render(template or kind.template, context, language),
         status=MessageStatus.PENDING,
         created_at=now,
-        next_attempt_at=now,
+        requeue_at=now,
     )
     session.add(message)
     session.flush()

@@ -50,3 +50,67 @@ def test_downgrade_to_base_and_back_up(database_url: str) -> None:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
         engine.dispose()
+
+
+def test_explicit_message_states_migrate_existing_rows(database_url: str) -> None:
+    """A retry was pending with attempts > 0 and a routed reply had an intent; each row
+    gets its state, and next_attempt_at keeps only a retry's backoff."""
+    from sqlalchemy import text
+
+    from recovery.db import make_session_factory
+    from recovery.schemas.practices import read_practices
+    from recovery.services.practices import load_practices
+    from tests.conftest import PRACTICES_FILE
+    from tests.integration.conftest import fresh_database
+
+    before = "c1a0c0a11b05"
+    with fresh_database() as url:
+        config = alembic_config(url)
+        command.downgrade(config, before)
+        engine = make_engine(url)
+        with make_session_factory(engine).begin() as session:
+            # The practices table is the same at both revisions: the models can write it.
+            load_practices(session, read_practices(PRACTICES_FILE))
+        with engine.begin() as connection:
+            practice = connection.execute(text("SELECT min(id) FROM practices")).scalar_one()
+            rows = [
+                # (direction, status, attempts, intent, next_attempt_at)
+                ("outbound", "pending", 0, None, "2026-11-03 15:00:06+00"),
+                ("outbound", "pending", 2, None, "2026-11-03 15:00:08+00"),
+                ("outbound", "accepted", 1, None, "2026-11-03 15:00:00+00"),
+                ("inbound", "received", 0, None, "2026-11-03 15:00:09+00"),
+                ("inbound", "received", 0, "book", "2026-11-03 15:00:03+00"),
+            ]
+            for direction, status, attempts, intent, next_at in rows:
+                connection.execute(
+                    text(
+                        "INSERT INTO messages (practice_id, direction, kind, from_number,"
+                        " to_number, body, status, attempts, intent, next_attempt_at,"
+                        " created_at) VALUES (:p, :d, 'first_text', '+1', '+2', '', :s, :a,"
+                        " :i, :n, '2026-11-03 15:00:00+00')"
+                    ),
+                    {
+                        "p": practice,
+                        "d": direction,
+                        "s": status,
+                        "a": attempts,
+                        "i": intent,
+                        "n": next_at,
+                    },
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            got = connection.execute(
+                text(
+                    "SELECT status, to_char(next_attempt_at at time zone 'UTC', 'SS'),"
+                    " to_char(requeue_at at time zone 'UTC', 'SS') FROM messages ORDER BY id"
+                )
+            ).all()
+        engine.dispose()
+    assert [tuple(row) for row in got] == [
+        ("pending", None, "06"),
+        ("retrying", "08", "08"),
+        ("accepted", None, None),
+        ("received", None, "09"),
+        ("routed", None, None),
+    ]

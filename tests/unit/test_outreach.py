@@ -160,7 +160,7 @@ def test_only_the_first_of_two_claims_wins(
 # --- retries ---------------------------------------------------------------------------
 
 
-def test_transient_error_leaves_the_text_pending_until_its_backoff(
+def test_transient_error_leaves_the_text_retrying_until_its_backoff(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     message_id = queue_text(sessions, templates)
@@ -170,9 +170,10 @@ def test_transient_error_leaves_the_text_pending_until_its_backoff(
     assert send(sessions, provider, message_id, clock) == "retry"
 
     message = load(sessions, message_id)
-    assert message.status is MessageStatus.PENDING
+    assert message.status is MessageStatus.RETRYING
     assert message.attempts == 1
     assert message.next_attempt_at == clock.now + timedelta(seconds=backoff_s(1))
+    assert message.requeue_at == message.next_attempt_at
     assert message.error_message == "twilio 503"
 
 
@@ -186,7 +187,7 @@ def test_retry_waits_for_its_backoff_time(
 
     with session_scope(sessions) as session:
         assert claim(session, message_id, retry_at - timedelta(milliseconds=1)) is None
-    assert load(sessions, message_id).status is MessageStatus.PENDING
+    assert load(sessions, message_id).status is MessageStatus.RETRYING
     with session_scope(sessions) as session:
         assert claim(session, message_id, retry_at) is not None
     message = load(sessions, message_id)
@@ -309,7 +310,7 @@ def test_retry_is_due_at_its_next_attempt_time(
     assert due(sessions, retry_at) == [message_id]
 
 
-def test_stale_sending_claim_goes_back_to_pending_and_is_due(
+def test_stale_sending_claim_becomes_a_retry_due_at_once(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     message_id = queue_text(sessions, templates)
@@ -322,7 +323,7 @@ def test_stale_sending_claim_goes_back_to_pending_and_is_due(
     later = T0 + STALE + timedelta(seconds=1)
     assert due(sessions, later) == [message_id]
     message = load(sessions, message_id)
-    assert message.status is MessageStatus.PENDING
+    assert message.status is MessageStatus.RETRYING
     assert message.next_attempt_at == later
     # And the worker the sweeper queues can claim it again.
     with session_scope(sessions) as session:
@@ -450,7 +451,7 @@ def test_a_text_the_sweeper_requeued_waits_as_long_again_before_the_next_requeue
     message_id = queue_text(sessions, templates)
 
     assert due(sessions, T0 + GRACE) == [message_id]
-    assert load(sessions, message_id).next_attempt_at == T0 + GRACE * 2
+    assert load(sessions, message_id).requeue_at == T0 + GRACE * 2
     # Still pending at the next sweeps (a backlog): not queued again, the queue would only
     # grow; once it has waited as long again it is, in case that task was lost too.
     assert due(sessions, T0 + GRACE + timedelta(seconds=2)) == []
@@ -461,7 +462,8 @@ def test_a_text_the_sweeper_requeued_waits_as_long_again_before_the_next_requeue
     assert due(sessions, T0 + GRACE * 4 - timedelta(milliseconds=1)) == []
     assert due(sessions, T0 + GRACE * 4) == [message_id]
     message = load(sessions, message_id)
-    assert (message.dispatched_at, message.next_attempt_at) == (T0 + GRACE * 4, T0 + GRACE * 8)
+    assert (message.dispatched_at, message.requeue_at) == (T0 + GRACE * 4, T0 + GRACE * 8)
+    assert message.next_attempt_at is None  # not a retry
     assert (message.status, message.attempts) == (MessageStatus.PENDING, 0)
 
 
@@ -498,7 +500,7 @@ def test_backing_off_one_text_does_not_hold_back_a_newly_lost_one(
     assert due(sessions, T0 + GRACE) == [waiting]
     lost = queue_text(sessions, templates, T0 + GRACE, caller="+15125550198", call_id="CA2")
 
-    # Ordered by next_attempt_at, when each became due: the lost one has waited longer
+    # Ordered by requeue_at, when each became due: the lost one has waited longer
     # for this look than the backed-off one, so it comes first within a sweep's limit.
     assert due(sessions, T0 + GRACE * 2) == [lost, waiting]
     assert due(sessions, T0 + GRACE * 3) == [lost]  # waited 3 s: next at 6 s after its call
@@ -511,7 +513,7 @@ def test_a_retry_of_a_backed_off_text_is_due_at_its_own_time_then_each_grace(
     message_id = queue_text(sessions, templates)
     for s in (3, 6, 12):
         assert due(sessions, T0 + timedelta(seconds=s)) == [message_id]
-    assert load(sessions, message_id).next_attempt_at == T0 + timedelta(seconds=24)
+    assert load(sessions, message_id).requeue_at == T0 + timedelta(seconds=24)
     provider = FakeProvider(SendError("twilio 503", permanent=False))
     assert send(sessions, provider, message_id, Clock(T0 + timedelta(seconds=13))) == "retry"
     retry_at = T0 + timedelta(seconds=15)
@@ -542,6 +544,6 @@ def test_a_stale_claim_of_a_backed_off_text_is_due_at_once(
     later = claimed_at + STALE + timedelta(seconds=1)
     assert due(sessions, later) == [message_id]
     message = load(sessions, message_id)
-    assert (message.status, message.next_attempt_at) == (MessageStatus.PENDING, later)
+    assert (message.status, message.next_attempt_at) == (MessageStatus.RETRYING, later)
     with session_scope(sessions) as session:
         assert claim(session, message_id, later) is not None

@@ -295,7 +295,7 @@ def test_a_reply_never_routed_is_requeued_with_a_doubling_wait(
         message = session.get(Message, message_id)
         assert message is not None
         assert message.dispatched_at == FRIDAY_EVENING + timedelta(seconds=32)
-        assert message.next_attempt_at == FRIDAY_EVENING + timedelta(seconds=64)
+        assert message.requeue_at == FRIDAY_EVENING + timedelta(seconds=64)
 
 
 def test_a_lost_reply_is_requeued_at_grace_then_not_before_twice_its_wait(
