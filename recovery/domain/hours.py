@@ -10,12 +10,12 @@ How time is handled
 -------------------
 * Opening hours are wall-clock times: "08:00-17:00" means 08:00 to 17:00 on the
   practice's clocks, whatever the UTC offset is that day.
-* Each day's ranges are turned into real instants with :mod:`zoneinfo`. A local
-  time that does not exist (spring forward) or happens twice (fall back) is read
-  with ``fold=0`` (the offset in force *before* the transition) and normalised,
-  so a nonexistent 02:30 becomes 03:30 daylight time and an ambiguous 01:30 is
-  the first 01:30. Ranges that overlap after this are merged; a range that
-  shrinks to nothing is dropped.
+* Each day's ranges are turned into real instants by ``time_range.wall_to_utc``, the
+  rule quiet hours use too: a local time that does not exist (spring forward) is the
+  jump itself, the first instant the clocks read it or later (a nonexistent 02:30
+  opens at 03:00 daylight time), and one that happens twice (fall back) is its first
+  occurrence. Ranges that overlap after this are merged; a range that falls entirely
+  into a gap is dropped.
 * "Business time" is the real time elapsed while the practice is open. For any
   range that does not straddle the transition (every normal clinic day, since
   US transitions happen at 02:00) this equals the wall-clock length: a
@@ -38,6 +38,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from recovery.domain.time_range import TimeRange, TimeRangeError, wall_to_utc
+
 __all__ = [
     "DAY_NAMES",
     "BusinessHours",
@@ -50,10 +52,6 @@ DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: How far ahead (in days) searches for an opening go before giving up.
 SEARCH_DAYS = 366
 
-# time.max stands for "24:00" (end of day) in TimeRange.end.
-_END_OF_DAY = time.max
-
-_RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-\u2013]\s*(\d{1,2}):(\d{2})\s*$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # zoneinfo accepts these file names, but they depend on the host, not on IANA.
@@ -66,68 +64,25 @@ class HoursError(ValueError):
     """Invalid business-hours configuration, or a question that has no answer."""
 
 
-def _fmt_time(t: time) -> str:
-    return "24:00" if t == _END_OF_DAY else f"{t.hour:02d}:{t.minute:02d}"
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """An opening range within one local day, ``[start, end)`` in wall-clock time.
-
-    ``end`` is ``datetime.time.max`` when the range runs to the end of the day
-    (written "24:00" in configuration).
-    """
-
-    start: time
-    end: time
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise HoursError(f"range {self}: times must be naive wall-clock times")
-        if self.end <= self.start:
-            raise HoursError(f"range {self}: end must be after start")
-
-    @property
-    def ends_at_midnight(self) -> bool:
-        """True when the range runs to the end of the day ("24:00")."""
-        return self.end == _END_OF_DAY
-
-    def __str__(self) -> str:
-        return f"{_fmt_time(self.start)}-{_fmt_time(self.end)}"
-
-
 def _describe(value: object) -> str:
     return repr(value)
 
 
-def _parse_clock(hh: str, mm: str, *, allow_24: bool) -> time | None:
-    hour, minute = int(hh), int(mm)
-    if allow_24 and hour == 24 and minute == 0:
-        return _END_OF_DAY
-    if 0 <= hour <= 23 and 0 <= minute <= 59:
-        return time(hour, minute)
-    return None
-
-
 def _parse_range(key: str, raw: object) -> TimeRange:
-    if not isinstance(raw, str):
-        raise HoursError(f"{key}: {_describe(raw)} is not HH:MM-HH:MM")
-    match = _RANGE_RE.match(raw)
-    if match is None:
-        raise HoursError(f"{key}: {_describe(raw)} is not HH:MM-HH:MM")
-    sh, sm, eh, em = match.groups()
-    start = _parse_clock(sh, sm, allow_24=False)
-    if start is None:
-        raise HoursError(f"{key}: {_describe(raw)} has an invalid start time {sh}:{sm}")
-    end = _parse_clock(eh, em, allow_24=True)
-    if end is None:
-        raise HoursError(f"{key}: {_describe(raw)} has an invalid end time {eh}:{em}")
-    if end <= start:
+    try:
+        parsed = TimeRange.parse(raw)
+    except TimeRangeError as exc:
+        raise HoursError(f"{key}: {exc}") from None
+    return _opening_range(key, parsed, raw)
+
+
+def _opening_range(key: str, r: TimeRange, raw: object) -> TimeRange:
+    if r.end <= r.start:
         raise HoursError(
             f"{key}: {_describe(raw)} does not end after it starts "
             "(ranges past midnight must be split across two days)"
         )
-    return TimeRange(start, end)
+    return r
 
 
 def _normalise_day(key: str, ranges: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
@@ -202,6 +157,7 @@ class BusinessHours:
             for r in ranges:
                 if not isinstance(r, TimeRange):
                     raise HoursError(f"hours.{DAY_NAMES[day]}: {_describe(r)} is not a TimeRange")
+                _opening_range(f"hours.{DAY_NAMES[day]}", r, str(r))
             weekly[day] = _normalise_day(f"hours.{DAY_NAMES[day]}", ranges)
         object.__setattr__(self, "weekly", weekly)
         object.__setattr__(self, "holidays", frozenset(self.holidays))
@@ -276,22 +232,14 @@ class BusinessHours:
     def _local(self, instant_utc: datetime) -> datetime:
         return instant_utc.astimezone(self._zone)
 
-    def _wall_to_utc(self, day: date, t: time) -> datetime:
-        """Local wall-clock time on ``day`` -> UTC instant (fold=0 for gaps and folds)."""
-        if t == _END_OF_DAY:
-            naive = datetime.combine(day + timedelta(days=1), time(0))
-        else:
-            naive = datetime.combine(day, t)
-        return naive.replace(tzinfo=self._zone, fold=0).astimezone(UTC)
-
     def _intervals_on(self, day: date) -> list[_Interval]:
         """The open intervals of a local calendar date as sorted, disjoint UTC instants."""
         if day in self.holidays:
             return []
         result: list[_Interval] = []
         for r in self.weekly[day.weekday()]:
-            start = self._wall_to_utc(day, r.start)
-            end = self._wall_to_utc(day, r.end)
+            start = wall_to_utc(day, r.start, self._zone)
+            end = wall_to_utc(day, r.end, self._zone)
             if end <= start:  # the range fell entirely into a DST gap
                 continue
             if result and start <= result[-1][1]:  # overlap created by a DST gap
@@ -299,9 +247,6 @@ class BusinessHours:
             else:
                 result.append((start, end))
         return result
-
-    def _is_business_day(self, day: date) -> bool:
-        return bool(self._intervals_on(day))
 
     def _has_any_hours(self) -> bool:
         return any(self.weekly[d] for d in range(7))

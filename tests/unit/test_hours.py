@@ -188,9 +188,10 @@ def test_constructing_directly_with_an_unknown_zone_fails() -> None:
         BusinessHours(timezone="Nowhere/Land", weekly={}, holidays=frozenset())
 
 
-def test_time_range_must_end_after_it_starts() -> None:
-    with pytest.raises(HoursError):
-        TimeRange(time(17), time(8))
+def test_an_opening_range_must_end_after_it_starts() -> None:
+    # A TimeRange may wrap midnight (quiet hours do); opening hours may not.
+    with pytest.raises(HoursError, match="does not end after it starts"):
+        BusinessHours("America/Chicago", {0: (TimeRange(time(17), time(8)),)})
 
 
 # --------------------------------------------------------------------------- is_open
@@ -571,16 +572,23 @@ def test_business_time_from_the_repeated_hour_moves_forward() -> None:
     assert result.utcoffset() == CST
 
 
-def test_range_starting_in_the_spring_forward_gap_opens_at_normalised_time() -> None:
-    # 02:30 does not exist on 2026-03-08; fold=0 reads it as 02:30 CST == 03:30 CDT.
+def test_range_starting_in_the_spring_forward_gap_opens_at_the_jump() -> None:
+    # 02:30 does not exist on 2026-03-08: the clocks pass it at the jump, 03:00 CDT (the
+    # rule quiet hours use too; fold=0 used to read it as 03:30 CDT, half an hour late).
     night = BusinessHours.parse("America/Chicago", {"sun": ["02:30-05:00"]}, [])
     opening = night.next_opening(chi(2026, 3, 7, 12))
-    assert (opening.hour, opening.minute) == (3, 30)
+    assert (opening.hour, opening.minute) == (3, 0)
     assert opening.utcoffset() == CDT
-    assert in_utc(opening) == utc(2026, 3, 8, 8, 30)
-    assert not night.is_open(utc(2026, 3, 8, 8, 15))  # 03:15 CDT
-    assert night.is_open(utc(2026, 3, 8, 8, 30))
-    assert in_utc(night.add_business_time(opening, hours(1.5))) == utc(2026, 3, 8, 10)
+    assert in_utc(opening) == utc(2026, 3, 8, 8)
+    assert not night.is_open(utc(2026, 3, 8, 7, 59))  # 01:59 CST
+    assert night.is_open(utc(2026, 3, 8, 8, 15))  # 03:15 CDT
+    assert in_utc(night.add_business_time(opening, hours(2))) == utc(2026, 3, 8, 10)
+
+
+def test_a_range_entirely_in_the_spring_forward_gap_is_closed() -> None:
+    night = BusinessHours.parse("America/Chicago", {"sun": ["02:00-02:30", "04:00-05:00"]}, [])
+    opening = night.next_opening(chi(2026, 3, 7, 12))
+    assert in_utc(opening) == utc(2026, 3, 8, 9)  # 04:00 CDT: 02:00-02:30 never happened
 
 
 def test_range_spanning_the_spring_forward_gap_has_real_length() -> None:
