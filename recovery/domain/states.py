@@ -136,7 +136,3 @@ def sources(new: S) -> list[S]:
     """Every state the table lets move into `new`: the WHERE of a conditional UPDATE."""
     table = ALLOWED[type(new)]
     return [state for state in type(new) if new in table[state]]
-
-
-def is_final(state: S) -> bool:
-    return not ALLOWED[type(state)][state]

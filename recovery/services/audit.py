@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.models import AuditAction, AuditEvent
@@ -38,13 +37,3 @@ def record(
     )
     session.add(event)
     return event
-
-
-def events_for_episode(session: Session, episode_id: int) -> list[AuditEvent]:
-    return list(
-        session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.episode_id == episode_id)
-            .order_by(AuditEvent.at, AuditEvent.id)
-        )
-    )

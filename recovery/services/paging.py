@@ -118,17 +118,6 @@ def page_link(public_base_url: str, code: str) -> str:
     return public_base_url.rstrip("/") + PAGE_LINK_PATH.format(code=code)
 
 
-def latency(page: Page) -> tuple[timedelta | None, timedelta | None]:
-    """Urgent-escalation latency: reply -> first page queued, and reply -> acknowledged."""
-    to_first_page = (
-        page.first_page_at - page.reply_received_at if page.first_page_at is not None else None
-    )
-    to_ack = (
-        page.acknowledged_at - page.reply_received_at if page.acknowledged_at is not None else None
-    )
-    return to_first_page, to_ack
-
-
 # --- starting and escalating -----------------------------------------------------------
 
 

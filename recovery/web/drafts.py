@@ -68,10 +68,6 @@ def kept(action: str, name: str) -> str:
     return str(draft.get("fields", {}).get(name, ""))
 
 
-def has_draft() -> bool:
-    return _draft() is not None
-
-
 def _forget_shown(response: Response) -> Response:
     # Shown once: a reload after that is a fresh form.
     if g.get("draft_shown"):

@@ -23,7 +23,6 @@ from recovery.services.paging import (
     acknowledge,
     acknowledge_by_link,
     escalate_due,
-    latency,
     on_call_numbers,
     start_page,
 )
@@ -635,7 +634,16 @@ def test_acknowledge_by_link_takes_the_page_without_a_text_and_is_idempotent(
 # --- reporting -------------------------------------------------------------------------
 
 
-def test_latency_is_reply_to_first_page_and_reply_to_ack(
+def latency(page: Page) -> tuple[timedelta | None, timedelta | None]:
+    """Reply -> first page queued, and reply -> acknowledged: what the page row records."""
+    first, acked = page.first_page_at, page.acknowledged_at
+    return (
+        first - page.reply_received_at if first else None,
+        acked - page.reply_received_at if acked else None,
+    )
+
+
+def test_a_page_records_reply_to_first_page_and_reply_to_ack(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     page, _ = start(sessions, templates)
@@ -650,7 +658,7 @@ def test_latency_is_reply_to_first_page_and_reply_to_ack(
     )
 
 
-def test_latency_of_a_page_nobody_could_be_sent_is_unknown(
+def test_a_page_nobody_could_be_sent_has_no_first_page_time(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     page, _ = start(sessions, templates, slug="never-open")
