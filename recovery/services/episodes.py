@@ -181,13 +181,13 @@ def list_episodes(
         viewer.id,
         AuditAction.VIEW_EPISODES,
         now=now,
-        detail=f"practice {scope.slug}; {_describe(wanted)}; "
+        detail=f"practice {scope.slug}; {describe(wanted)}; "
         f"episodes {','.join(str(r.id) for r in rows) or 'none'}",
     )
     return EpisodePage(rows, total, page, pages)
 
 
-def _describe(wanted: EpisodeFilter) -> str:
+def describe(wanted: EpisodeFilter) -> str:
     # By reference only: the last four digits a user typed are a search, not a record.
     return " ".join(f"{k}={v}" for k, v in wanted.as_args().items() if k != "caller") + (
         " caller=given" if wanted.last_four else ""

@@ -626,6 +626,13 @@ def practice_by_slug(session: Session, slug: str) -> Practice:
     return practice
 
 
+def practices_by_id(session: Session, ids: Sequence[int]) -> list[Practice]:
+    """The practices again, in the order given (a CSV streams after the request's own
+    session has closed, so it reads them anew)."""
+    found = {p.id: p for p in session.scalars(select(Practice).where(Practice.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
 def report_for_viewer(
     session: Session, viewer: Viewer, scope: Scope, period: Period, *, now: datetime
 ) -> Report:

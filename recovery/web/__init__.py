@@ -92,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
     from recovery.web.landing import bp as landing_bp
+    from recovery.web.reports import bp as reports_bp
     from recovery.web.simulator import bp as simulator_bp
     from recovery.web.staff import bp as staff_bp
     from recovery.web.webhooks import bp as webhooks_bp
@@ -106,6 +107,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(simulator_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(reports_bp)
 
 
 # Machines call these; everything else is a person with a browser.

@@ -38,7 +38,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
-from recovery.models import AuditAction
+from recovery.models import AuditAction, Role
 from recovery.services import totp
 from recovery.services.audit import record
 from recovery.services.auth import (
@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
-DEFAULT_NEXT = "/tasks"
+# The front door: it sends each user to their own start page (home_path).
+DEFAULT_NEXT = "/"
 CSRF_FIELD = "csrf_token"
 # The password step of a sign-in that still needs a code is good for this long.
 PENDING_S = 5 * 60
@@ -236,6 +237,18 @@ def viewer() -> Viewer:
     return signed_in
 
 
+def home_path(signed_in: Viewer) -> str:
+    """Where a user starts: a manager on the recovery report (what they are here for),
+    everyone else on the task queue."""
+    if signed_in.role is Role.MANAGER:
+        return url_for("reports.report")
+    return url_for("staff.tasks")
+
+
+def _onward(next_path: str, signed_in: Viewer) -> str:
+    return home_path(signed_in) if next_path == DEFAULT_NEXT else next_path
+
+
 def login_required(view: F) -> F:
     """Send whoever is not signed in to /login, and back here afterwards. A form posted
     after the session expired is kept, to be shown again once they have signed in."""
@@ -342,8 +355,9 @@ def _too_many(account: str, email: str, next_path: str, template: str, **context
 def login() -> Any:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
-        if current_viewer() is not None:
-            return redirect(next_path)
+        signed_in = current_viewer()
+        if signed_in is not None:
+            return redirect(_onward(next_path, signed_in))
         return render_template("login.html", next=next_path, email="", error=None)
 
     email = request.form.get("email", "")[:300]
@@ -367,7 +381,7 @@ def login() -> Any:
             record(db, signed_in.id, AuditAction.LOGIN_SECOND_FACTOR, now=utcnow())
         return redirect(url_for("auth.second_factor" if signed_in.totp_enrolled else "auth.enrol"))
     _finish_sign_in(signed_in)
-    return redirect(next_path)
+    return redirect(_onward(next_path, signed_in))
 
 
 def _start_second_factor(signed_in: Viewer, next_path: str) -> None:
@@ -455,7 +469,7 @@ def second_factor() -> Any:
             "Ask your administrator for new ones if you lost your phone.",
             "warn",
         )
-    return redirect(next_path)
+    return redirect(_onward(next_path, pending))
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])

@@ -1,15 +1,16 @@
 """The front door: `/` tells a signed-out visitor what this is and where to sign in.
 
-A signed-in user has work waiting, so they go straight to their queue.
+A signed-in user goes straight to their start page: a manager to the report, everyone
+else to their queue.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template
 from werkzeug.wrappers import Response
 
 from recovery.web import runtime_of
-from recovery.web.auth import current_viewer, protect
+from recovery.web.auth import current_viewer, home_path, protect
 
 bp = Blueprint("landing", __name__)
 protect(bp)
@@ -23,6 +24,7 @@ def simulator_enabled() -> bool:
 
 @bp.get("/")
 def home() -> Response | str:
-    if current_viewer() is not None:
-        return redirect(url_for("staff.tasks"))
+    signed_in = current_viewer()
+    if signed_in is not None:
+        return redirect(home_path(signed_in))
     return render_template("landing.html", simulator=simulator_enabled())

@@ -467,7 +467,9 @@ def test_a_task_redirect_never_leaves_the_site(client: FlaskClient, world: Scena
         data={"csrf_token": token, "next": "https://evil.example/"},
     )
 
-    assert response.headers["Location"] == "/tasks"
+    # The front door instead, which sends the front desk on to their queue.
+    assert response.headers["Location"] == "/"
+    assert client.get("/").headers["Location"] == "/tasks"
 
 
 # --- an episode's timeline ------------------------------------------------------------------
