@@ -17,7 +17,7 @@ import requests
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sqlalchemy.orm import Session
+    from sqlalchemy.orm import Session, sessionmaker
 
     from recovery.models import User
 
@@ -227,6 +227,171 @@ def audit_cli(session: Session, what: str) -> None:
     except (KeyError, OSError):  # no name for this uid (a container)
         actor = f"uid {os.getuid()}"
     record(session, None, AuditAction.CLI_CHANGE, now=utcnow(), detail=f"{what} by {actor}")
+
+
+# --- API tokens and the report -------------------------------------------------------------
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens: each reads one practice's report and CSV through /api."""
+
+
+def _database() -> tuple[sessionmaker[Session], Callable[[], None]]:
+    from recovery.db import make_engine, make_session_factory
+
+    engine = make_engine(Settings().effective_database_url)
+    return make_session_factory(engine), engine.dispose
+
+
+@tokens.command("create")
+@click.option("--practice", "practice_slug", required=True, help="The practice's slug.")
+@click.option("--name", required=True, help='What will use it: "BI dashboard".')
+def tokens_create(practice_slug: str, name: str) -> None:
+    """Make a token; it is printed once, on the last line, and stored only as a hash."""
+    from recovery.db import session_scope, utcnow
+    from recovery.services.tokens import TokenError, create_token
+
+    sessions, dispose = _database()
+    try:
+        with session_scope(sessions) as session:
+            made = create_token(session, practice_slug=practice_slug, name=name, now=utcnow())
+            audit_cli(session, f"tokens create {made.id} for {practice_slug}")
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        dispose()
+    click.echo(f"token {made.id} for {practice_slug} ({name}); it is shown only now:")
+    click.echo(made.token)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """Every token: id, practice, name, its first characters, made, last used, revoked."""
+    from recovery.services.tokens import list_tokens
+
+    sessions, dispose = _database()
+    try:
+        with sessions() as session:
+            rows = list_tokens(session)
+            for token, slug in rows:
+                used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
+                state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+                click.echo(
+                    f"{token.id:<5} {slug:<20} {token.name:<24} {token.prefix}…  "
+                    f"made {token.created_at:%Y-%m-%d}  used {used}  {state}"
+                )
+    finally:
+        dispose()
+    if not rows:
+        click.echo("no tokens yet: make one with `recovery tokens create`")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Stop TOKEN_ID working at once (it stays listed, for the audit trail)."""
+    from recovery.db import session_scope, utcnow
+    from recovery.services.tokens import TokenError, revoke_token
+
+    sessions, dispose = _database()
+    try:
+        with session_scope(sessions) as session:
+            revoke_token(session, token_id, now=utcnow())
+            audit_cli(session, f"tokens revoke {token_id}")
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        dispose()
+    click.echo(f"revoked token {token_id}")
+
+
+@main.command("report")
+@click.option("--practice", "practice_slug", required=True, help="The practice's slug.")
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD (practice's zone).")
+@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD (inclusive).")
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON instead of text.")
+def report(practice_slug: str, start: str, end: str, as_json: bool) -> None:
+    """The recovery report's figures for a range, beside the range before it."""
+    from recovery.db import utcnow
+    from recovery.domain.periods import BadRange, custom, parse_date
+    from recovery.services.reports import NotFound, build_report, practice_by_slug
+
+    try:
+        period = custom(parse_date(start, "--from"), parse_date(end, "--to"))
+    except BadRange as exc:
+        raise click.ClickException(str(exc)) from None
+    sessions, dispose = _database()
+    try:
+        with sessions() as session:
+            try:
+                practice = practice_by_slug(session, practice_slug)
+            except NotFound:
+                raise click.ClickException(f"no practice {practice_slug!r}") from None
+            figures = build_report(session, [practice], period, now=utcnow()).as_dict()
+    finally:
+        dispose()
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(report_text(figures))
+
+
+REPORT_LINES = (
+    ("missed calls", "missed_calls", "count"),
+    ("recovered (booked or resolved)", "recovered", "count"),
+    ("recovery rate", "recovery_rate", "rate"),
+    ("booked", "booked", "count"),
+    ("resolved", "resolved", "count"),
+    ("escalated", "escalated", "count"),
+    ("opted out", "opted_out", "count"),
+    ("unrecovered", "unrecovered", "count"),
+    ("still open", "open", "count"),
+    ("revenue recovered", "revenue_recovered", "usd"),
+    ("answered calls", "answered_calls", "count"),
+    ("answer rate", "answer_rate", "rate"),
+    ("first text p50", "ttft_p50_ms", "ms"),
+    ("first text p95", "ttft_p95_ms", "ms"),
+    ("first text max", "ttft_max_ms", "ms"),
+    ("self-scheduling conversion", "self_scheduling_conversion", "rate"),
+    ("urgent pages", "urgent_pages", "count"),
+    ("urgent reply to page p50", "urgent_page_latency_p50_ms", "ms"),
+    ("urgent reply to ack p50", "urgent_ack_latency_p50_ms", "ms"),
+)
+
+
+def _figure(value: object, kind: str) -> str:
+    if value is None:
+        return "-"
+    assert isinstance(value, int | float)
+    if kind == "rate":
+        return f"{value * 100:.1f}%"
+    if kind == "usd":
+        return f"${value:,.0f}"
+    if kind == "ms":
+        return f"{value:,.0f} ms"
+    return f"{value:,}"
+
+
+def report_text(figures: dict[str, object]) -> str:
+    previous = figures["previous"]
+    assert isinstance(previous, dict)
+    lines = [
+        f"{figures['practice']}: {figures['from']} to {figures['to']} ({figures['timezone']}); "
+        f"before: {previous['from']} to {previous['to']}",
+    ]
+    for label, key, kind in REPORT_LINES:
+        now, before = _figure(figures[key], kind), _figure(previous[key], kind)
+        lines.append(f"  {label:<32} {now:>12}   before {before}")
+    tasks = figures["tasks"]
+    assert isinstance(tasks, dict)
+    for queue, counts in tasks.items():
+        share = _figure(counts["done_within_sla_share"], "rate")
+        lines.append(
+            f"  tasks {queue:<26} {counts['created']:>5} made, {counts['open']} open, "
+            f"{counts['breached']} breached, within SLA {share}"
+        )
+    return "\n".join(lines)
 
 
 # --- run -------------------------------------------------------------------------------
