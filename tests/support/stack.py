@@ -111,7 +111,9 @@ class Stack:
                 start_new_session=True,
             )
 
-    def start(self, timeout: float = 30.0) -> Stack:
+    # Generous: a loaded CI machine (or one shared by several suites) can take most of a
+    # minute to import and boot gunicorn and Celery; a healthy one is up in seconds.
+    def start(self, timeout: float = 120.0) -> Stack:
         bin_dir = Path(sys.executable).parent
         c = self.config
         self._spawn(
@@ -248,7 +250,13 @@ class Stack:
             self.stop_process(name)
 
     def __enter__(self) -> Stack:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            # __exit__ is not called when __enter__ fails: without this, a stack that did
+            # not come up leaves its gunicorn and Celery running after the tests end.
+            self.stop()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
