@@ -79,7 +79,7 @@ def duration(ms: float | None) -> str:
 
 def _signed(value: float, unit: str = "", digits: int = 0) -> str:
     if round(value, digits) == 0:
-        return "no change"
+        return "±0"
     sign = "+" if value > 0 else "−"  # a real minus sign: a hyphen reads as a dash
     return f"{sign}{abs(value):,.{digits}f}{unit}"
 
@@ -100,7 +100,7 @@ def change_of_ms(now: float | None, before: float | None) -> str:
     if now is None or before is None:
         return ""
     if round(now) == round(before):
-        return "no change"
+        return "±0"
     faster = now < before
     return f"{duration(abs(now - before))} {'faster' if faster else 'slower'}"
 
