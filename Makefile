@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-quick eval-triage clean
+.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-report bench-quick eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ format: $(STAMP) ## Apply ruff format and safe fixes
 
 bench: $(STAMP) ## Full benchmark (minutes); writes bench/results.md
 	$(BIN)/python -m bench.run
+
+bench-report: $(STAMP) ## The recovery report's page, API and CSV on 1,000,000 episodes; writes bench/report_results.md
+	$(BIN)/python -m bench.report_service
 
 bench-quick: $(STAMP) ## A few seconds of each benchmark, to check they run
 	$(BIN)/python -m bench.run --quick
