@@ -16,7 +16,12 @@ from recovery.config import Settings
 from recovery.log import MaskPhonesFilter, quiet_chatty_loggers
 
 PERIODIC_QUEUE = "periodic"
-PERIODIC_TASKS = ("recovery.sweep", "recovery.escalate_pages", "recovery.follow_up")
+PERIODIC_TASKS = (
+    "recovery.sweep",
+    "recovery.escalate_pages",
+    "recovery.page_overdue_tasks",
+    "recovery.follow_up",
+)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -41,6 +46,12 @@ def make_celery(settings: Settings) -> Celery:
             },
             "escalate-urgent-pages": {
                 "task": "recovery.escalate_pages",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
+            # A clinical task is due minutes after the reply: checked as often as pages.
+            "page-overdue-tasks": {
+                "task": "recovery.page_overdue_tasks",
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },

@@ -14,7 +14,7 @@ from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.services import outcomes, outreach, paging, replies
+from recovery.services import breaches, outcomes, outreach, paging, replies
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
@@ -118,6 +118,17 @@ def escalate_pages(self: RecoveryTask) -> int:
     res = self.resources
     with session_scope(res.sessions) as session:
         queued = paging.escalate_due(
+            session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
+        )
+    _dispatch(queued)
+    return len(queued)
+
+
+@app.task(name="recovery.page_overdue_tasks", base=RecoveryTask, bind=True)
+def page_overdue_tasks(self: RecoveryTask) -> int:
+    res = self.resources
+    with session_scope(res.sessions) as session:
+        queued = breaches.page_overdue_clinical_tasks(
             session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
         )
     _dispatch(queued)

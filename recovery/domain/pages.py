@@ -1,8 +1,21 @@
-"""The vocabulary of urgent pages: why a clinician's ACK did not take one."""
+"""The vocabulary of urgent pages: why a page started, why a clinician's ACK did not take
+one."""
 
 from __future__ import annotations
 
 import enum
+
+
+class PageReason(enum.StrEnum):
+    """Why on-call staff are paged; each reason has its own page text (same name)."""
+
+    URGENT = "page"  # a patient wrote URGENT or named a red flag
+    # A clinical concern's care-team task nobody claimed by its due time.
+    CLINICAL_OVERDUE = "page_clinical"
+
+    @property
+    def template(self) -> str:
+        return self.value
 
 
 class AckProblem(enum.StrEnum):

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recovery.db import Base, created_at, enum_column
+from recovery.domain.pages import PageReason
 from recovery.domain.states import PageStatus
 from recovery.models.user import NAME_LENGTH
 
@@ -23,6 +24,9 @@ class Page(Base):
     # The reference a clinician quotes in "ACK <code>"; no PHI, short enough to type.
     code: Mapped[str] = mapped_column(String(8), unique=True)
     status: Mapped[PageStatus] = mapped_column(enum_column(PageStatus), default=PageStatus.ACTIVE)
+    reason: Mapped[PageReason] = mapped_column(
+        enum_column(PageReason), default=PageReason.URGENT, server_default=PageReason.URGENT.value
+    )
     # Who is paged, in order, frozen when the page starts: a roster edit mid-page must not
     # skip or repeat anyone. Each entry: {"name", "phone"}.
     roster: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -38,3 +38,6 @@ class Task(Base):
     claimed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+    # The page started because nobody claimed this (clinical) task by its due time: set
+    # once, so a task is paged exactly once.
+    page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"))

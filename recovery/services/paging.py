@@ -44,9 +44,10 @@ from sqlalchemy.orm import Session
 from recovery.db import insert_unique
 from recovery.domain.change import Changed
 from recovery.domain.messages import MessageKind
-from recovery.domain.pages import AckProblem
+from recovery.domain.pages import AckProblem, PageReason
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import move
+from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     Episode,
@@ -55,6 +56,8 @@ from recovery.models import (
     Page,
     PageStatus,
     Practice,
+    Task,
+    TaskStatus,
 )
 from recovery.models.user import fit_name
 from recovery.services.outcomes import close_episode
@@ -130,6 +133,7 @@ def start_page(
     reply_received_at: datetime,
     now: datetime,
     public_base_url: str,
+    reason: PageReason = PageReason.URGENT,
 ) -> PageResult:
     """Open a page for an urgent episode and text the first person on call.
 
@@ -151,6 +155,7 @@ def start_page(
         practice_id=practice.id,
         episode_id=episode.id,
         status=PageStatus.ACTIVE,
+        reason=reason,
         roster=roster,
         next_index=0,
         round=0,
@@ -234,7 +239,7 @@ def _page_next(
             practice,
             to=person["phone"],
             kind=MessageKind.PAGE,
-            template="page",
+            template=page.reason.template,
             now=now,
             episode_id=page.episode_id,
             page_id=page.id,
@@ -440,6 +445,20 @@ def _close(session: Session, page: Page, acknowledged_by: str, now: datetime) ->
     page.acknowledged_at = now
     page.acknowledged_by = fit_name(acknowledged_by)
     page.next_escalation_at = None  # the chain stops here
+    # Whoever takes a page of the episode has its clinical question too (paged because
+    # nobody claimed it, or asked before the patient wrote URGENT): the queue shows it
+    # taken, and it is not paged again.
+    for task in session.scalars(
+        select(Task).where(
+            Task.episode_id == page.episode_id,
+            Task.reason == TaskReason.CLINICAL,
+            Task.status == TaskStatus.OPEN,
+        )
+    ):
+        task.status = move(task.status, TaskStatus.CLAIMED)
+        task.claimed_by = page.acknowledged_by
+        task.claimed_at = now
+        task.page_id = task.page_id or page.id
     episode = session.get(Episode, page.episode_id)
     if episode is not None:
         # An episode that already ended (the patient said STOP) keeps its one outcome.
