@@ -27,6 +27,7 @@ from recovery.domain.messages import (
 from recovery.domain.phones import mask
 from recovery.domain.states import may_move, move, sources
 from recovery.models import Episode, Message, MessageStatus
+from recovery.services import paging
 from recovery.services.consent import is_opted_out
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
@@ -90,6 +91,7 @@ def deliver(
             message.status = move(message.status, MessageStatus.SUPPRESSED)
             message.error_message = SuppressionReason.OPTED_OUT.value
             message.status_updated_at = now
+            paging.page_text_unreached(session, message, now)
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
         sms = OutboundSms(message.from_number, message.to_number, message.body, status_callback)
         created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
@@ -171,6 +173,7 @@ def _record_failure(
         if exc.permanent or now - created_at >= deadline:
             message.status = move(message.status, MessageStatus.FAILED)
             outcome = DeliveryOutcome.FAILED
+            paging.page_text_unreached(session, message, now)
         else:
             message.status = move(message.status, MessageStatus.RETRYING)
             message.next_attempt_at = now + timedelta(seconds=backoff_s(message.attempts))
@@ -282,6 +285,7 @@ def record_status(
         message.error_code = error_code
     if status == MessageStatus.DELIVERED:
         message.delivered_at = now
+    paging.page_text_unreached(session, message, now)
     return True
 
 

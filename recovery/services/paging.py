@@ -53,6 +53,7 @@ from recovery.models import (
     Episode,
     EpisodeOutcome,
     Message,
+    MessageStatus,
     Page,
     PageStatus,
     Practice,
@@ -302,6 +303,44 @@ def _candidate_codes() -> Iterator[str]:
 
 def _code_is_free(session: Session, code: str) -> bool:
     return session.scalar(select(Page.id).where(Page.code == code)) is None
+
+
+# Page texts that will never reach the clinician: the carrier's undelivered/failed, a
+# provider's permanent refusal, or a suppression (the clinician's phone once texted STOP).
+UNREACHED = frozenset({MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.SUPPRESSED})
+
+
+def page_text_unreached(session: Session, message: Message, now: datetime) -> bool:
+    """A page text that cannot reach its clinician escalates the page at once (the beat
+    sweep's next pass, seconds), not after ack_timeout_s: nobody can acknowledge a text
+    they never got. Only when every text of the page's latest step is unreached (one of
+    three in a round that reached two is not a reason to page all three again), and only
+    for that step: a late report about an earlier step changes nothing. True if the page
+    was made due now."""
+    if message.kind is not MessageKind.PAGE or message.page_id is None:
+        return False
+    if message.status not in UNREACHED:
+        return False
+    page = session.get(Page, message.page_id, with_for_update=True, populate_existing=True)
+    if page is None or page.status is not PageStatus.ACTIVE:
+        return False
+    texts = session.scalars(
+        select(Message).where(Message.page_id == page.id, Message.kind == MessageKind.PAGE)
+    ).all()
+    latest = max(t.created_at for t in texts)
+    step = [t for t in texts if t.created_at == latest]
+    if message not in step or any(t.status not in UNREACHED for t in step):
+        return False
+    if page.next_escalation_at is None or page.next_escalation_at > now:
+        page.next_escalation_at = now
+    log.warning(
+        "page %s (%s): its text to %s was not delivered (%s); escalating now",
+        page.id,
+        page.code,
+        mask(message.to_number),
+        message.status.value,
+    )
+    return True
 
 
 # --- acknowledging ---------------------------------------------------------------------
