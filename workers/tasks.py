@@ -66,6 +66,7 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
         message_id,
         status_callback=res.status_callback,
         deadline=timedelta(seconds=res.settings.send_deadline_s),
+        cipher=res.cipher,
     )
     # A retry is not scheduled here: a retrying row carries its requeue_at, and the
     # sweeper (a database query every few seconds) re-queues it, surviving any restart.

@@ -15,6 +15,9 @@ class MessageKind(enum.StrEnum):
     NUDGE = "nudge"  # one follow-up when the patient has not replied
     PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
     INVITE = "invite"  # to a new staff member: their one-time set-password link
+    # Written by a person on the conversation page: no template, and its words may hold
+    # PHI, so they are kept only encrypted (body_ciphertext) like a patient's.
+    STAFF_REPLY = "staff_reply"
     # Answers to a patient's reply, one per thing they can ask for.
     BOOK = "book"  # the tracked booking link
     BILLING = "billing"  # a billing task was opened: when to expect the call
@@ -61,3 +64,16 @@ class SuppressionReason(enum.StrEnum):
     """Why a text was not sent on purpose; kept in the message's error_message."""
 
     OPTED_OUT = "opted out"  # the number opted out after the text was queued
+
+
+class StaffReplyRefusal(enum.StrEnum):
+    """Why the conversation page did not send what a staff member wrote."""
+
+    EMPTY = "empty"  # nothing to send
+    TOO_LONG = "too_long"  # longer than MAX_STAFF_REPLY
+    OPTED_OUT = "opted_out"  # the patient texted STOP: nothing we start reaches them
+    UNKNOWN_SAVED_REPLY = "unknown_saved_reply"  # removed, or another practice's
+
+
+# About four texts: a reply a person types, not a letter (Twilio joins up to ten).
+MAX_STAFF_REPLY = 640

@@ -29,6 +29,7 @@ class AuditAction(enum.Enum):
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"
+    STAFF_REPLY = "staff_reply"  # a text to the patient from the conversation page
     VIEW_USERS = "view_users"
     INVITE_USER = "invite_user"  # detail: the new user's id and role
     CHANGE_ROLE = "change_role"

@@ -41,3 +41,6 @@ class Task(Base):
     # The page started because nobody claimed this (clinical) task by its due time: set
     # once, so a task is paged exactly once.
     page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"))
+    # The patient wrote again while the task was open, and no one has answered since: the
+    # queue says so. A staff reply from the conversation page clears it.
+    patient_replied_at: Mapped[datetime | None]

@@ -30,7 +30,6 @@ from recovery.domain.quiet_hours import in_quiet_hours, patient_timezone
 from recovery.domain.states import may_move, move, sources
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
-    CallEvent,
     Episode,
     EpisodeOutcome,
     EpisodeStatus,
@@ -42,7 +41,7 @@ from recovery.models import (
 )
 from recovery.models.user import fit_name
 from recovery.services.consent import is_opted_out
-from recovery.services.texts import queue_text
+from recovery.services.texts import line_called, queue_text
 
 log = logging.getLogger(__name__)
 
@@ -168,26 +167,12 @@ def _nudge(
         kind=MessageKind.NUDGE,
         now=now,
         language=episode.language,
-        from_number=_line_called(session, practice, episode),
+        from_number=line_called(session, practice, episode),
         episode_id=episode.id,
     )
     episode.nudged_at = now
     log.info("episode %s: nudge %s queued to %s", episode.id, message.id, mask(episode.caller))
     return message.id
-
-
-def _line_called(session: Session, practice: Practice, episode: Episode) -> str:
-    """The line the patient dialled, so the nudge comes from the number they know."""
-    called = session.scalar(
-        select(CallEvent.called)
-        .where(CallEvent.episode_id == episode.id)
-        .order_by(CallEvent.occurred_at, CallEvent.id)
-        .limit(1)
-    )
-    # A line since removed from the practice would text from a number that is not theirs.
-    if called and called in {n.number for n in practice.numbers}:
-        return called
-    return practice.main_number
 
 
 def confirm_booking(
@@ -313,9 +298,18 @@ def claim_task(session: Session, task_id: int, *, by: str, now: datetime) -> Cha
 
 
 def complete_task(
-    session: Session, task_id: int, *, by: str, note: str | None, now: datetime
+    session: Session,
+    task_id: int,
+    *,
+    by: str,
+    note: str | None,
+    now: datetime,
+    reached_patient: bool = True,
 ) -> Changed[Task] | None:
-    """The task is done; when it was the episode's last open work, the episode is RESOLVED.
+    """The task is done; when it was the episode's last open work, the episode is RESOLVED,
+    if a person reached the patient (`reached_patient`). A task closed without anyone
+    answering the patient leaves the episode open, to end unrecovered at its deadline:
+    "resolved" would count as recovered a patient who never heard from us.
 
     Completing a done task changes nothing. None for an unknown id.
     """
@@ -335,7 +329,7 @@ def complete_task(
     if note is not None:
         task.note = note
     session.flush()
-    if episode is None:
+    if episode is None or not reached_patient:
         return Changed(task, True)
     if not session.scalar(select(_open_work(episode.id))) and close_episode(
         episode, EpisodeOutcome.RESOLVED, now

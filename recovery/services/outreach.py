@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import CursorResult, Table, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.crypto import PhiCipher
 from recovery.db import utcnow
 from recovery.domain.messages import (
     OPT_OUT_EXEMPT_KINDS,
@@ -78,7 +79,9 @@ def deliver(
     status_callback: str | None,
     deadline: timedelta,
     clock: Callable[[], datetime] = utcnow,
+    cipher: PhiCipher | None = None,
 ) -> DeliveryResult:
+    """`cipher` opens what a person wrote (a staff reply is stored only encrypted)."""
     now = clock()
     with sessions.begin() as session:
         message = claim(session, message_id, now)
@@ -93,7 +96,15 @@ def deliver(
             message.status_updated_at = now
             paging.page_text_unreached(session, message, now)
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
-        sms = OutboundSms(message.from_number, message.to_number, message.body, status_callback)
+        try:
+            body = _body(message, cipher)
+        except ValueError:
+            # A key that changed since it was written: no retry can ever send it.
+            message.status = MessageStatus.FAILED
+            message.error_message = "cannot decrypt the text: the encryption key has changed"
+            message.status_updated_at = now
+            return DeliveryResult(message_id, DeliveryOutcome.FAILED)
+        sms = OutboundSms(message.from_number, message.to_number, body, status_callback)
         created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
 
     try:
@@ -114,6 +125,14 @@ def deliver(
         )
     log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
     return DeliveryResult(message_id, DeliveryOutcome.ACCEPTED)
+
+
+def _body(message: Message, cipher: PhiCipher | None) -> str:
+    if message.kind is not MessageKind.STAFF_REPLY:
+        return message.body
+    if cipher is None:
+        raise RuntimeError("a staff reply is encrypted: deliver() needs the PHI cipher")
+    return cipher.decrypt(message.body_ciphertext or "")
 
 
 def _record_acceptance(

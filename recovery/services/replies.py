@@ -42,7 +42,7 @@ from recovery.models import (
     TaskQueue,
     TaskStatus,
 )
-from recovery.services import outcomes, paging
+from recovery.services import conversation, outcomes, paging
 from recovery.services.intake import UnknownNumber, join_or_open_episode
 from recovery.services.outreach import next_requeue_at
 from recovery.services.practices import find_practice_by_number
@@ -138,6 +138,7 @@ def handle_reply(
     episode = _conversation(session, practice, inbound.from_number, now)
     inbound.episode_id = episode.id
     episode.last_reply_at = now
+    conversation.mark_patient_replied(session, episode.id, now)
     episode.language = understood.language
     router = Router(session, templates, practice, episode, inbound, now, public_base_url)
     result = router.route(understood)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
-from recovery.domain.messages import MessageKind
+from recovery.domain.messages import MAX_STAFF_REPLY, MessageKind, StaffReplyRefusal
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -33,16 +33,19 @@ from recovery.models import (
     EpisodeStatus,
     Message,
     MessageStatus,
+    OptOut,
     Page,
     PageStatus,
     Practice,
     Task,
     TaskQueue,
     TaskStatus,
+    User,
 )
-from recovery.services import outcomes, paging
+from recovery.services import conversation, outcomes, paging
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
+from recovery.services.texts import line_called
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,15 @@ MESSAGE_KIND_LABELS = {
     MessageKind.NUDGE: "Follow-up",
     MessageKind.PAGE: "Page",
     MessageKind.PAGE_ACK: "Page confirmation",
+    MessageKind.STAFF_REPLY: "Reply",
+}
+LANGUAGE_LABELS = {"en": "English", "es": "Spanish"}
+REFUSAL_LABELS = {
+    StaffReplyRefusal.EMPTY: "Write a reply first.",
+    StaffReplyRefusal.TOO_LONG: f"Keep a reply under {MAX_STAFF_REPLY} characters (four texts).",
+    StaffReplyRefusal.OPTED_OUT: "This patient texted STOP: no text can be sent to them "
+    "until they text START.",
+    StaffReplyRefusal.UNKNOWN_SAVED_REPLY: "That saved reply was removed.",
 }
 # How a text's delivery state reads to staff: "accepted" is provider talk for "sent".
 DELIVERY_LABELS = {
@@ -99,7 +111,15 @@ DELIVERY_LABELS = {
 }
 # At the same minute, the story reads in this order: the call, what the patient wrote,
 # our answer, the task or page it became, the texts to staff, and the outcome last.
-_ENTRY_ORDER = {"call": 0, "text_in": 1, "text_out": 2, "task": 3, "page": 4, "staff_text": 5}
+_ENTRY_ORDER = {
+    "call": 0,
+    "text_in": 1,
+    "text_out": 2,
+    "staff_reply": 2,
+    "task": 3,
+    "page": 4,
+    "staff_text": 5,
+}
 RECENTLY_DONE = timedelta(hours=24)
 _OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 
@@ -191,11 +211,16 @@ class Words:
 
 
 def _patient_words(
-    session: Session, cipher: PhiCipher, episode_id: int, clock: Clock
+    session: Session, cipher: PhiCipher, episode: Episode, clock: Clock
 ) -> list[Words]:
+    # Only the patient's: a clinician's "ACK 4821" joins the episode too, and is theirs.
     inbound = session.scalars(
         select(Message)
-        .where(Message.episode_id == episode_id, Message.direction == Direction.INBOUND)
+        .where(
+            Message.episode_id == episode.id,
+            Message.direction == Direction.INBOUND,
+            Message.from_number == episode.caller,
+        )
         .order_by(Message.created_at, Message.id)
     )
     return [
@@ -295,7 +320,7 @@ def view_page(
             )
             for m in texts
         ],
-        words=_patient_words(session, cipher, episode.id, clock),
+        words=_patient_words(session, cipher, episode, clock),
         can_take=active and viewer.can_take_pages,
     )
 
@@ -352,6 +377,10 @@ class TaskRow:
     completed_at: datetime | None
     note: str | None
     mine: bool
+    patient_replied_at: datetime | None = None
+    # A "reply not understood" task nobody has answered the patient on yet: completing it
+    # asks whether someone called them (else the episode is not counted resolved).
+    ask_if_reached: bool = False
 
 
 @dataclass(frozen=True)
@@ -440,11 +469,18 @@ def task_board(
         counts[task.queue.value] += 1
         overdue[task.queue.value] += task.due_at < now
     shown = [(t, c) for t, c in open_rows if queue is None or t.queue is queue]
+    answered = conversation.answered(
+        session, {t.episode_id for t, _ in shown if t.reason is TaskReason.UNCLEAR}
+    )
     groups = [
         QueueGroup(
             q.value,
             QUEUE_LABELS[q],
-            [_task_row(t, c, clock, viewer) for t, c in shown if t.queue is q],
+            [
+                _task_row(t, c, clock, viewer, answered=t.episode_id in answered)
+                for t, c in shown
+                if t.queue is q
+            ],
         )
         for q in TaskQueue
         if queue is None or q is queue
@@ -474,7 +510,9 @@ def task_board(
     )
 
 
-def _task_row(task: Task, caller: str, clock: Clock, viewer: Viewer) -> TaskRow:
+def _task_row(
+    task: Task, caller: str, clock: Clock, viewer: Viewer, *, answered: bool = True
+) -> TaskRow:
     return TaskRow(
         id=task.id,
         episode_id=task.episode_id,
@@ -491,6 +529,8 @@ def _task_row(task: Task, caller: str, clock: Clock, viewer: Viewer) -> TaskRow:
         completed_at=clock.maybe(task.completed_at),
         note=task.note,
         mine=task.claimed_by == viewer.name,
+        patient_replied_at=clock.maybe(task.patient_replied_at),
+        ask_if_reached=task.reason is TaskReason.UNCLEAR and not answered,
     )
 
 
@@ -507,6 +547,8 @@ class TaskResult:
     changed: bool
     status: str
     claimed_by: str | None
+    # Completed, but nobody reached the patient: the episode was not counted resolved.
+    unreached: bool = False
 
 
 def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> TaskResult:
@@ -529,13 +571,31 @@ def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> T
 
 
 def complete(
-    session: Session, viewer: Viewer, task_id: int, *, note: str | None, now: datetime
+    session: Session,
+    viewer: Viewer,
+    task_id: int,
+    *,
+    note: str | None,
+    now: datetime,
+    called: bool = False,
 ) -> TaskResult:
     """The task is done (a colleague may complete a task someone else claimed: covering
-    for each other is normal at a front desk, and the audit row says who did)."""
-    _find_task(session, viewer, task_id)
+    for each other is normal at a front desk, and the audit row says who did).
+
+    A "reply not understood" task asks for nothing but contact: done without a staff reply
+    to the patient and without `called` (the viewer says they phoned), the patient never
+    heard from a person, and the episode is not counted resolved. Billing and refill tasks
+    are the call itself: completing one says the patient was reached."""
+    found = _find_task(session, viewer, task_id)
+    reached = (
+        found.reason is not TaskReason.UNCLEAR
+        or called
+        or found.episode_id in conversation.answered(session, {found.episode_id})
+    )
     note = (note or "").strip()[:2000] or None
-    result = outcomes.complete_task(session, task_id, by=viewer.name, note=note, now=now)
+    result = outcomes.complete_task(
+        session, task_id, by=viewer.name, note=note, now=now, reached_patient=reached
+    )
     if result is None:
         raise NotFound
     task = result.value
@@ -546,9 +606,17 @@ def complete(
             AuditAction.COMPLETE_TASK,
             now=now,
             episode_id=task.episode_id,
-            detail=f"task {task.id}" + ("; with a note" if note else ""),
+            detail=f"task {task.id}"
+            + ("; with a note" if note else "")
+            + ("" if reached else "; patient not reached"),
         )
-    return TaskResult(task.id, result.changed, task.status.value, task.claimed_by)
+    return TaskResult(
+        task.id,
+        result.changed,
+        task.status.value,
+        task.claimed_by,
+        unreached=result.changed and not reached,
+    )
 
 
 # --- an episode's story ----------------------------------------------------------------
@@ -581,6 +649,26 @@ class EpisodeView:
     active_pages: list[str]
     can_mark_booked: bool
     booking_clicked_at: datetime | None
+    language: str = "English"
+    opted_out_at: datetime | None = None  # texted STOP (and not START since)
+    tasks: list[TaskRow] = field(default_factory=list)  # the open ones, soonest due first
+    reply_from: str = ""  # the practice line a reply goes from, as staff read it
+    saved_replies: list[conversation.SavedChoice] = field(default_factory=list)
+
+    @property
+    def reply_blocked(self) -> str | None:
+        """Why the reply box is closed, in words for the page; None when it is open."""
+        if self.opted_out_at is not None:
+            return REFUSAL_LABELS[StaffReplyRefusal.OPTED_OUT]
+        return None
+
+
+def _writers(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """Who wrote each staff reply, by user id (a deactivated user keeps their name)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(user_ids)))
+    return {user_id: name for user_id, name in rows}
 
 
 def _bookable(episode: Episode, has_active_page: bool) -> bool:
@@ -618,19 +706,50 @@ def view_episode(
     names: dict[str, str] = {}
     for page in pages:
         names.update(_people_by_phone(practice, page))
-    messages = session.scalars(
-        select(Message).where(Message.episode_id == episode.id).order_by(Message.created_at)
+    messages = list(
+        session.scalars(
+            select(Message)
+            .where(Message.episode_id == episode.id)
+            .order_by(Message.created_at, Message.id)
+        )
     )
+    writers = _writers(session, {m.sent_by for m in messages if m.sent_by is not None})
     for m in messages:
         at = clock.local(m.created_at)
         if m.direction is Direction.INBOUND:
             if m.from_number != episode.caller:
                 who = names.get(m.from_number, display_phone(m.from_number))
-                timeline.append(Entry(at, "staff_text", f"Text from {who}", meta="on-call reply"))
+                if m.intent == "ack":
+                    # The clinician's acknowledgement, in their own words ("ACK 4821"):
+                    # theirs, not the patient's.
+                    timeline.append(
+                        Entry(
+                            at,
+                            "staff_text",
+                            f"{who} answered the page by text",
+                            _decrypt(cipher, m),
+                            "on-call acknowledgement",
+                        )
+                    )
+                else:
+                    timeline.append(
+                        Entry(at, "staff_text", f"Text from {who}", meta="on-call reply")
+                    )
                 continue
             intent = INTENT_LABELS.get(m.intent or "", "not routed yet")
             timeline.append(
                 Entry(at, "text_in", "Patient wrote", _decrypt(cipher, m), f"understood: {intent}")
+            )
+        elif m.kind is MessageKind.STAFF_REPLY:
+            who = writers.get(m.sent_by or 0, "Staff")
+            timeline.append(
+                Entry(
+                    at,
+                    "staff_reply",
+                    f"{who} replied",
+                    _decrypt(cipher, m),
+                    DELIVERY_LABELS[m.status],
+                )
             )
         elif m.to_number == episode.caller:
             kind = MESSAGE_KIND_LABELS.get(m.kind, "Text")
@@ -690,6 +809,15 @@ def view_episode(
     timeline.sort(key=lambda e: (e.at, _ENTRY_ORDER.get(e.kind, 9)))
 
     active_pages = [p.code for p in pages if p.status is PageStatus.ACTIVE]
+    open_tasks = sorted((t for t in tasks if t.status in _OPEN), key=lambda t: (t.due_at, t.id))
+    answered = episode.id in conversation.answered(session, {episode.id})
+    opted_out_at = session.scalar(
+        select(OptOut.opted_out_at).where(
+            OptOut.practice_id == practice.id,
+            OptOut.phone == episode.caller,
+            OptOut.opted_in_at.is_(None),
+        )
+    )
     record(
         session,
         viewer.id,
@@ -715,6 +843,11 @@ def view_episode(
         active_pages=active_pages,
         can_mark_booked=_bookable(episode, bool(active_pages)),
         booking_clicked_at=clock.maybe(episode.booking_clicked_at),
+        language=LANGUAGE_LABELS.get(episode.language, episode.language),
+        opted_out_at=clock.maybe(opted_out_at),
+        tasks=[_task_row(t, episode.caller, clock, viewer, answered=answered) for t in open_tasks],
+        reply_from=display_phone(line_called(session, practice, episode)),
+        saved_replies=conversation.saved_choices(session, practice, episode),
     )
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import national_format
 from recovery.domain.templates import SmsContext, SmsTemplates
-from recovery.models import Direction, Message, MessageStatus, Practice
+from recovery.models import CallEvent, Direction, Episode, Message, MessageStatus, Practice
 
 
 def queue_text(
@@ -57,3 +58,23 @@ def queue_text(
     session.add(message)
     session.flush()
     return message
+
+
+def line_called(session: Session, practice: Practice, episode: Episode) -> str:
+    """The line the patient dialled (or, texting out of the blue, first wrote to), so a
+    later text comes from the number they know."""
+    called = session.scalar(
+        select(CallEvent.called)
+        .where(CallEvent.episode_id == episode.id)
+        .order_by(CallEvent.occurred_at, CallEvent.id)
+        .limit(1)
+    ) or session.scalar(
+        select(Message.to_number)
+        .where(Message.episode_id == episode.id, Message.direction == Direction.INBOUND)
+        .order_by(Message.created_at, Message.id)
+        .limit(1)
+    )
+    # A line since removed from the practice would text from a number that is not theirs.
+    if called and called in {n.number for n in practice.numbers}:
+        return called
+    return practice.main_number

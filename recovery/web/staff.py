@@ -7,18 +7,26 @@ recovery.services.staff.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
-from recovery.services import staff
+from recovery.domain.messages import MAX_STAFF_REPLY
+from recovery.services import conversation, staff
 from recovery.web import runtime_of
 from recovery.web.auth import login_required, protect, safe_next, viewer
+from recovery.web.live import allow_own_scripts
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("staff", __name__)
+# Before protect(): after-request functions run last-registered first, so this amends the
+# safe headers protect() sets (the queue and the conversation load our own scripts).
+bp.after_request(allow_own_scripts)
 protect(bp)
 
 
@@ -142,11 +150,22 @@ def complete_task(task_id: int) -> Response:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
             result = staff.complete(
-                session, viewer(), task_id, note=request.form.get("note"), now=utcnow()
+                session,
+                viewer(),
+                task_id,
+                note=request.form.get("note"),
+                called=request.form.get("called") == "1",
+                now=utcnow(),
             )
     except staff.NotFound as exc:
         _not_found_or_forbidden(exc)
-    if result.changed:
+    if result.unreached:
+        flash(
+            "Task completed. Nobody has answered the patient, so this call is not counted "
+            "as resolved.",
+            "warn",
+        )
+    elif result.changed:
         flash("Task completed.", "ok")
     else:
         flash("That task was already completed.", "warn")
@@ -156,6 +175,10 @@ def complete_task(task_id: int) -> Response:
 @bp.get("/episodes/<int:episode_id>")
 @login_required
 def episode(episode_id: int) -> str:
+    return _episode_page(episode_id)
+
+
+def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | None = None) -> Any:
     runtime = runtime_of(current_app)
     now = utcnow()
     try:
@@ -163,7 +186,49 @@ def episode(episode_id: int) -> str:
             view = staff.view_episode(session, runtime.cipher, viewer(), episode_id, now=now)
     except staff.NotFound as exc:
         _not_found_or_forbidden(exc)
-    return render_template("episode.html", episode=view, now=now)
+    page = render_template(
+        "episode.html",
+        episode=view,
+        now=now,
+        reply_text=reply_text,
+        reply_error=reply_error,
+        max_reply=MAX_STAFF_REPLY,
+    )
+    return (page, 400) if reply_error else page
+
+
+@bp.post("/episodes/<int:episode_id>/reply")
+@login_required
+def reply(episode_id: int) -> Any:
+    """Reply to patient: queued in the request's transaction, handed to the worker after
+    the commit (the sweeper sends it if the broker is down)."""
+    runtime = runtime_of(current_app)
+    text = request.form.get("text", "")
+    saved = request.form.get("saved", type=int)
+    try:
+        with session_scope(runtime.sessions) as session:
+            result = conversation.send_reply(
+                session,
+                runtime.cipher,
+                viewer(),
+                episode_id,
+                text=text,
+                saved_reply_id=saved,
+                now=utcnow(),
+            )
+    except conversation.NotFound:
+        abort(404)
+    if result.refused is not None:
+        return _episode_page(
+            episode_id, reply_text=text, reply_error=staff.REFUSAL_LABELS[result.refused]
+        )
+    assert result.message_id is not None
+    try:
+        runtime.dispatcher.send_text(result.message_id)
+    except Exception:  # noqa: BLE001 - the broker is down: the sweeper sends it
+        log.warning("reply %s not queued now; the sweeper will send it", result.message_id)
+    flash("Reply sent to the patient.", "ok")
+    return redirect(url_for("staff.episode", episode_id=episode_id) + "#reply")
 
 
 @bp.post("/episodes/<int:episode_id>/book")
