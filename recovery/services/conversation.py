@@ -133,12 +133,7 @@ def send_reply(
     session.add(message)
     session.flush()
     # Someone has answered the patient: their open tasks stop saying "patient replied".
-    session.execute(
-        update(Task)
-        .where(Task.episode_id == episode.id, Task.status.in_(_OPEN))
-        .values(patient_replied_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    mark_patient_replied(session, episode.id, None)
     record(
         session,
         viewer.id,
@@ -167,11 +162,12 @@ def answered(session: Session, episode_ids: set[int]) -> set[int]:
     )
 
 
-def mark_patient_replied(session: Session, episode_id: int, now: datetime) -> None:
-    """The patient wrote again: their open tasks say so on the queue."""
+def mark_patient_replied(session: Session, episode_id: int, at: datetime | None) -> None:
+    """The patient wrote again (`at`): their open tasks say so on the queue, until a
+    person answers (None)."""
     session.execute(
         update(Task)
         .where(Task.episode_id == episode_id, Task.status.in_(_OPEN))
-        .values(patient_replied_at=now)
+        .values(patient_replied_at=at)
         .execution_options(synchronize_session=False)
     )
