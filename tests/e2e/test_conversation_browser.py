@@ -45,7 +45,7 @@ def test_front_desk_replies_to_the_patient_and_sees_it_in_the_thread(
     expect(page.get_by_role("heading", name="Reply to patient")).to_be_visible()
     expect(page.get_by_text("Text messages are not a secure channel.")).to_be_visible()
     expect(page.locator(".open-task")).to_contain_text("Billing question")
-    box = page.get_by_label("Reply to patient")
+    box = page.get_by_role("textbox", name="Reply to patient")
 
     # A saved reply fills the box, to edit before sending.
     page.get_by_role("button", name="Please call us").click()
@@ -82,6 +82,6 @@ def test_an_opted_out_patient_has_no_reply_box(
     sign_in(desktop, world.users.desk)
 
     expect(desktop.get_by_text("This patient texted STOP")).to_be_visible()
-    expect(desktop.get_by_label("Reply to patient")).to_have_count(0)
+    expect(desktop.get_by_role("textbox", name="Reply to patient")).to_have_count(0)
     expect(desktop.locator(".chip-opted-out")).to_be_visible()
     shot(desktop, "conversation-opted-out-desktop")
