@@ -21,6 +21,7 @@ PERIODIC_TASKS = (
     "recovery.escalate_pages",
     "recovery.page_overdue_tasks",
     "recovery.follow_up",
+    "recovery.sla_sweep",
 )
 
 
@@ -52,6 +53,12 @@ def make_celery(settings: Settings) -> Celery:
             # A clinical task is due minutes after the reply: checked as often as pages.
             "page-overdue-tasks": {
                 "task": "recovery.page_overdue_tasks",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
+            # Tasks past their due time: the manager hears within seconds of the breach.
+            "sla-breaches": {
+                "task": "recovery.sla_sweep",
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },

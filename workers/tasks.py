@@ -14,7 +14,7 @@ from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.services import breaches, outcomes, outreach, paging, replies
+from recovery.services import breaches, outcomes, outreach, paging, replies, sla
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
@@ -148,3 +148,28 @@ def follow_up(self: RecoveryTask) -> int:
     if closed:
         log.info("%d episode(s) closed unrecovered", len(closed))
     return len(closed) + len(nudges)
+
+
+# What else happens, once, when a task breaches its SLA (beyond the manager's text).
+BREACH_HOOKS: tuple[sla.BreachHook, ...] = ()
+
+
+@app.task(name="recovery.sla_sweep", base=RecoveryTask, bind=True)
+def sla_sweep(self: RecoveryTask) -> int:
+    res = self.resources
+    with session_scope(res.sessions) as session:
+        swept = sla.sweep_breaches(
+            session,
+            res.templates,
+            now=utcnow(),
+            public_base_url=res.settings.public_base_url,
+            hooks=BREACH_HOOKS,
+        )
+    _dispatch(swept.message_ids)
+    if swept.breached or swept.escalated:
+        log.info(
+            "SLA sweep: %d task(s) breached, %d escalated",
+            len(swept.breached),
+            len(swept.escalated),
+        )
+    return len(swept.breached) + len(swept.escalated)

@@ -15,6 +15,7 @@ class MessageKind(enum.StrEnum):
     NUDGE = "nudge"  # one follow-up when the patient has not replied
     PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
     INVITE = "invite"  # to a new staff member: their one-time set-password link
+    SLA_BREACH = "sla_breach"  # to the practice's manager: a task is past its due time
     # Written by a person on the conversation page: no template, and its words may hold
     # PHI, so they are kept only encrypted (body_ciphertext) like a patient's.
     STAFF_REPLY = "staff_reply"

@@ -24,6 +24,8 @@ class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_queue_status_due_at", "practice_id", "queue", "status", "due_at"),
+        # The SLA sweep's question, every tick: open tasks past due not yet alerted.
+        Index("ix_tasks_status_breached_at_due_at", "status", "breached_at", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,3 +46,11 @@ class Task(Base):
     # The patient wrote again while the task was open, and no one has answered since: the
     # queue says so. A staff reply from the conversation page clears it.
     patient_replied_at: Mapped[datetime | None]
+    # The SLA sweep's claim: set once, when it first finds the task past due and alerts the
+    # manager (recovery.services.sla). Never cleared, so the alert goes out once.
+    breached_at: Mapped[datetime | None]
+    # Past twice its SLA: moved to the manager's own list (assigned_to).
+    escalated_at: Mapped[datetime | None]
+    # A person the task is handed to (reassigned, or escalated to the manager): on their
+    # "mine" list whoever claims it.
+    assigned_to: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
