@@ -128,7 +128,7 @@ def send_reply(
         sent_by=viewer.id,
         status=MessageStatus.PENDING,
         created_at=now,
-        next_attempt_at=now,
+        requeue_at=now,
     )
     session.add(message)
     session.flush()

@@ -100,7 +100,7 @@ def deliver(
             body = _body(message, cipher)
         except ValueError:
             # A key that changed since it was written: no retry can ever send it.
-            message.status = MessageStatus.FAILED
+            message.status = move(message.status, MessageStatus.FAILED)
             message.error_message = "cannot decrypt the text: the encryption key has changed"
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.FAILED)
