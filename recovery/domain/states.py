@@ -75,7 +75,8 @@ class TaskStatus(enum.Enum):
 
 TASK_ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.OPEN: frozenset({TaskStatus.CLAIMED, TaskStatus.DONE}),
-    TaskStatus.CLAIMED: frozenset({TaskStatus.DONE}),
+    # Unclaim gives a claimed task back to the queue (queue.unclaim).
+    TaskStatus.CLAIMED: frozenset({TaskStatus.DONE, TaskStatus.OPEN}),
     TaskStatus.DONE: frozenset(),
 }
 

@@ -25,7 +25,8 @@ class AuditAction(enum.Enum):
     VIEW_PAGE = "view_page"  # the page link: the patient's number and words
     ACK_PAGE = "ack_page"
     VIEW_TASKS = "view_tasks"  # the queue: patients' numbers
-    CLAIM_TASK = "claim_task"
+    CLAIM_TASK = "claim_task"  # detail "; next task" when the Next task button chose it
+    UNCLAIM_TASK = "unclaim_task"  # back to the queue, unclaimed
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"

@@ -183,7 +183,14 @@ class PracticeRef:
     name: str
 
 
-def _practice(session: Session, viewer: Viewer, practice_id: int) -> Practice:
+def practices_for(session: Session, viewer: Viewer) -> list[PracticeRef]:
+    query = select(Practice).order_by(Practice.name)
+    if not viewer.is_admin:
+        query = query.where(Practice.id == viewer.practice_id)
+    return [PracticeRef(p.id, p.slug, p.name) for p in session.scalars(query)]
+
+
+def practice_of(session: Session, viewer: Viewer, practice_id: int) -> Practice:
     if not viewer.may_see(practice_id):
         raise NotFound
     practice = session.get(Practice, practice_id)
@@ -279,7 +286,7 @@ def view_page(
     session: Session, cipher: PhiCipher, viewer: Viewer, code: str, *, now: datetime
 ) -> PageView:
     page = _find_page(session, viewer, code)
-    practice = _practice(session, viewer, page.practice_id)
+    practice = practice_of(session, viewer, page.practice_id)
     episode = session.get(Episode, page.episode_id)
     assert episode is not None  # a foreign key
     clock = Clock.of(practice, now)
@@ -381,137 +388,19 @@ class TaskRow:
     # A "reply not understood" task nobody has answered the patient on yet: completing it
     # asks whether someone called them (else the episode is not counted resolved).
     ask_if_reached: bool = False
+    assigned_name: str | None = None  # handed to this person (reassigned or escalated)
+    breached: bool = False  # past its SLA: the manager was told
+    escalated: bool = False  # past twice its SLA: on the manager's list
 
 
-@dataclass(frozen=True)
-class QueueGroup:
-    queue: str
-    label: str
-    tasks: list[TaskRow]
-
-
-@dataclass(frozen=True)
-class TaskBoard:
-    practice: PracticeRef
-    timezone: str
-    now: datetime
-    selected: str | None  # the queue filter, None for all
-    counts: dict[str, int]  # open and claimed tasks per queue, whatever the filter
-    overdue: dict[str, int]  # of those, past their due time
-    groups: list[QueueGroup]
-    done: list[TaskRow]
-    practices: list[PracticeRef] = field(default_factory=list)  # an admin's choice
-
-    @property
-    def open_total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def overdue_total(self) -> int:
-        return sum(self.overdue.values())
-
-
-def practices_for(session: Session, viewer: Viewer) -> list[PracticeRef]:
-    query = select(Practice).order_by(Practice.name)
-    if not viewer.is_admin:
-        query = query.where(Practice.id == viewer.practice_id)
-    return [PracticeRef(p.id, p.slug, p.name) for p in session.scalars(query)]
-
-
-def parse_queue(value: str | None) -> TaskQueue | None:
-    """?queue=billing; anything unknown means every queue."""
-    try:
-        return TaskQueue(value) if value else None
-    except ValueError:
-        return None
-
-
-def task_board(
-    session: Session,
+def task_row(
+    task: Task,
+    caller: str,
+    clock: Clock,
     viewer: Viewer,
     *,
-    now: datetime,
-    queue: TaskQueue | None = None,
-    practice_slug: str | None = None,
-) -> TaskBoard:
-    """The practice's open and claimed tasks by queue, soonest due first, and the tasks
-    completed in the last 24 hours. An admin picks the practice (the first by name when
-    none is asked for)."""
-    choices = practices_for(session, viewer)
-    chosen = next((p for p in choices if p.slug == practice_slug), None) or (
-        choices[0] if choices else None
-    )
-    if chosen is None:
-        raise NotFound
-    practice = _practice(session, viewer, chosen.id)
-    clock = Clock.of(practice, now)
-
-    open_rows = session.execute(
-        select(Task, Episode.caller)
-        .join(Episode, Episode.id == Task.episode_id)
-        .where(Task.practice_id == practice.id, Task.status.in_(_OPEN))
-        .order_by(Task.due_at, Task.id)
-    ).all()
-    done_rows = session.execute(
-        select(Task, Episode.caller)
-        .join(Episode, Episode.id == Task.episode_id)
-        .where(
-            Task.practice_id == practice.id,
-            Task.status == TaskStatus.DONE,
-            Task.completed_at >= now - RECENTLY_DONE,
-        )
-        .order_by(Task.completed_at.desc(), Task.id.desc())
-    ).all()
-
-    counts = {q.value: 0 for q in TaskQueue}
-    overdue = {q.value: 0 for q in TaskQueue}
-    for task, _ in open_rows:
-        counts[task.queue.value] += 1
-        overdue[task.queue.value] += task.due_at < now
-    shown = [(t, c) for t, c in open_rows if queue is None or t.queue is queue]
-    answered = conversation.answered(
-        session, {t.episode_id for t, _ in shown if t.reason is TaskReason.UNCLEAR}
-    )
-    groups = [
-        QueueGroup(
-            q.value,
-            QUEUE_LABELS[q],
-            [
-                _task_row(t, c, clock, viewer, answered=t.episode_id in answered)
-                for t, c in shown
-                if t.queue is q
-            ],
-        )
-        for q in TaskQueue
-        if queue is None or q is queue
-    ]
-    done_shown = [(t, c) for t, c in done_rows if queue is None or t.queue is queue]
-    done = [_task_row(t, c, clock, viewer) for t, c in done_shown]
-
-    seen = sorted({t.episode_id for t, _ in [*shown, *done_shown]})
-    record(
-        session,
-        viewer.id,
-        AuditAction.VIEW_TASKS,
-        now=now,
-        detail=f"practice {practice.slug}; queue {queue.value if queue else 'all'}; "
-        f"episodes {','.join(map(str, seen)) or 'none'}",
-    )
-    return TaskBoard(
-        practice=PracticeRef(practice.id, practice.slug, practice.name),
-        timezone=clock.label,
-        now=clock.now,
-        selected=queue.value if queue else None,
-        counts=counts,
-        overdue=overdue,
-        groups=groups,
-        done=done,
-        practices=choices if viewer.is_admin else [],
-    )
-
-
-def _task_row(
-    task: Task, caller: str, clock: Clock, viewer: Viewer, *, answered: bool = True
+    answered: bool = True,
+    assigned_name: str | None = None,
 ) -> TaskRow:
     return TaskRow(
         id=task.id,
@@ -528,94 +417,14 @@ def _task_row(
         claimed_at=clock.maybe(task.claimed_at),
         completed_at=clock.maybe(task.completed_at),
         note=task.note,
-        mine=task.claimed_by == viewer.name,
+        mine=task.claimed_by == viewer.name
+        if task.status is TaskStatus.CLAIMED
+        else task.assigned_to == viewer.id,
         patient_replied_at=clock.maybe(task.patient_replied_at),
         ask_if_reached=task.reason is TaskReason.UNCLEAR and not answered,
-    )
-
-
-def _find_task(session: Session, viewer: Viewer, task_id: int) -> Task:
-    task = session.get(Task, task_id)
-    if task is None or not viewer.may_see(task.practice_id):
-        raise NotFound
-    return task
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    task_id: int
-    changed: bool
-    status: str
-    claimed_by: str | None
-    # Completed, but nobody reached the patient: the episode was not counted resolved.
-    unreached: bool = False
-
-
-def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> TaskResult:
-    """The viewer takes an open task. One already claimed stays with whoever has it."""
-    _find_task(session, viewer, task_id)
-    result = outcomes.claim_task(session, task_id, by=viewer.name, now=now)
-    if result is None:
-        raise NotFound
-    task = result.value
-    if result.changed:
-        record(
-            session,
-            viewer.id,
-            AuditAction.CLAIM_TASK,
-            now=now,
-            episode_id=task.episode_id,
-            detail=f"task {task.id}",
-        )
-    return TaskResult(task.id, result.changed, task.status.value, task.claimed_by)
-
-
-def complete(
-    session: Session,
-    viewer: Viewer,
-    task_id: int,
-    *,
-    note: str | None,
-    now: datetime,
-    called: bool = False,
-) -> TaskResult:
-    """The task is done (a colleague may complete a task someone else claimed: covering
-    for each other is normal at a front desk, and the audit row says who did).
-
-    A "reply not understood" task asks for nothing but contact: done without a staff reply
-    to the patient and without `called` (the viewer says they phoned), the patient never
-    heard from a person, and the episode is not counted resolved. Billing and refill tasks
-    are the call itself: completing one says the patient was reached."""
-    found = _find_task(session, viewer, task_id)
-    reached = (
-        found.reason is not TaskReason.UNCLEAR
-        or called
-        or found.episode_id in conversation.answered(session, {found.episode_id})
-    )
-    note = (note or "").strip()[:2000] or None
-    result = outcomes.complete_task(
-        session, task_id, by=viewer.name, note=note, now=now, reached_patient=reached
-    )
-    if result is None:
-        raise NotFound
-    task = result.value
-    if result.changed:
-        record(
-            session,
-            viewer.id,
-            AuditAction.COMPLETE_TASK,
-            now=now,
-            episode_id=task.episode_id,
-            detail=f"task {task.id}"
-            + ("; with a note" if note else "")
-            + ("" if reached else "; patient not reached"),
-        )
-    return TaskResult(
-        task.id,
-        result.changed,
-        task.status.value,
-        task.claimed_by,
-        unreached=result.changed and not reached,
+        assigned_name=assigned_name,
+        breached=task.breached_at is not None,
+        escalated=task.escalated_at is not None,
     )
 
 
@@ -688,7 +497,7 @@ def view_episode(
     episode = session.get(Episode, episode_id)
     if episode is None:
         raise NotFound
-    practice = _practice(session, viewer, episode.practice_id)
+    practice = practice_of(session, viewer, episode.practice_id)
     clock = Clock.of(practice, now)
     timeline: list[Entry] = []
 
@@ -845,7 +654,7 @@ def view_episode(
         booking_clicked_at=clock.maybe(episode.booking_clicked_at),
         language=LANGUAGE_LABELS.get(episode.language, episode.language),
         opted_out_at=clock.maybe(opted_out_at),
-        tasks=[_task_row(t, episode.caller, clock, viewer, answered=answered) for t in open_tasks],
+        tasks=[task_row(t, episode.caller, clock, viewer, answered=answered) for t in open_tasks],
         reply_from=display_phone(line_called(session, practice, episode)),
         saved_replies=conversation.saved_choices(session, practice, episode),
     )
@@ -861,7 +670,7 @@ def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datet
     episode = session.get(Episode, episode_id)
     if episode is None:
         raise NotFound
-    _practice(session, viewer, episode.practice_id)
+    practice_of(session, viewer, episode.practice_id)
     active_page = session.scalars(
         select(Page.id).where(Page.episode_id == episode.id, Page.status == PageStatus.ACTIVE)
     ).first()

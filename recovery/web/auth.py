@@ -224,8 +224,12 @@ def _session_viewer() -> Viewer | None:
             "warn",
         )
         return None
-    if request.endpoint != "auth.idle_warning":
-        # Looking at the warning is not activity; anything else is.
+    if (
+        request.endpoint != "auth.idle_warning"
+        and request.headers.get("X-Requested-With") != "live"
+    ):
+        # Looking at the warning is not activity, nor is a page polling for news (live.js):
+        # a queue left open on an unattended desk still signs out. Anything else is.
         session["seen"] = now
     return signed_in
 

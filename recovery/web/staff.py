@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MAX_STAFF_REPLY
-from recovery.services import conversation, staff
+from recovery.services import conversation, queue, staff
 from recovery.web import runtime_of
 from recovery.web.auth import login_required, protect, safe_next, viewer
 from recovery.web.live import allow_own_scripts
@@ -112,19 +112,86 @@ def take_page(code: str) -> Response:
     return redirect(url_for("staff.page", code=code))
 
 
+def _filters() -> queue.Filters:
+    args = request.values
+    return queue.Filters.parse(args.get("queue"), args.get("mine"), args.get("overdue"))
+
+
+def _board(now: datetime) -> queue.TaskBoard:
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            return queue.task_board(
+                session,
+                viewer(),
+                now=now,
+                filters=_filters(),
+                practice_slug=request.args.get("practice"),
+            )
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+
+
 @bp.get("/tasks")
 @login_required
 def tasks() -> str:
     now = utcnow()
-    queue = staff.parse_queue(request.args.get("queue"))
+    board = _board(now)
+    live_args: dict[str, Any] = {
+        **board.filters.args(),
+        **({"practice": board.practice.slug} if board.practices else {}),
+    }
+    return render_template(
+        "tasks.html",
+        board=board,
+        now=now,
+        nav="tasks",
+        live_url=url_for("staff.tasks_live", **live_args),
+    )
+
+
+@bp.get("/tasks/live")
+@login_required
+def tasks_live() -> Any:
+    """What the queue page polls: 204 while nothing it shows changed (no audit row, no
+    decryption), else the board's fragment and its new version."""
+    now = utcnow()
+    known = request.headers.get("X-Live-Version")
+    if known:
+        try:
+            with session_scope(runtime_of(current_app).sessions) as session:
+                version = queue.board_version(
+                    session, viewer(), now=now, practice_slug=request.args.get("practice")
+                )
+        except staff.NotFound as exc:
+            _not_found_or_forbidden(exc)
+        if version == known:
+            return Response(status=204)
+    board = _board(now)
+    args: dict[str, Any] = request.args.to_dict()
+    here = url_for("staff.tasks", **args)
+    fragment = render_template("tasks_board.html", board=board, now=now, here=here)
+    return Response(fragment, mimetype="text/html", headers={"X-Live-Version": board.version})
+
+
+@bp.post("/tasks/next")
+@login_required
+def next_task() -> Response:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
-            board = staff.task_board(
-                session, viewer(), now=now, queue=queue, practice_slug=request.args.get("practice")
+            result = queue.next_task(
+                session,
+                viewer(),
+                now=utcnow(),
+                filters=_filters(),
+                practice_slug=request.form.get("practice"),
             )
     except staff.NotFound as exc:
         _not_found_or_forbidden(exc)
-    return render_template("tasks.html", board=board, now=now, nav="tasks")
+    if result is None:
+        flash("Nothing is waiting: every task is claimed or done.", "ok")
+        return redirect(safe_next(request.form.get("next")))
+    flash("This task is yours now.", "ok")
+    return redirect(safe_next(request.form.get("next")) + f"#task-{result.task_id}")
 
 
 @bp.post("/tasks/<int:task_id>/claim")
@@ -132,7 +199,7 @@ def tasks() -> str:
 def claim_task(task_id: int) -> Response:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
-            result = staff.claim(session, viewer(), task_id, now=utcnow())
+            result = queue.claim(session, viewer(), task_id, now=utcnow())
     except staff.NotFound as exc:
         _not_found_or_forbidden(exc)
     if result.changed:
@@ -144,12 +211,27 @@ def claim_task(task_id: int) -> Response:
     return redirect(safe_next(request.form.get("next")))
 
 
+@bp.post("/tasks/<int:task_id>/unclaim")
+@login_required
+def unclaim_task(task_id: int) -> Response:
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            result = queue.unclaim(session, viewer(), task_id, now=utcnow())
+    except (staff.NotFound, staff.NotAllowed) as exc:
+        _not_found_or_forbidden(exc)
+    if result.changed:
+        flash("Task given back to the queue.", "ok")
+    else:
+        flash("That task was not claimed.", "warn")
+    return redirect(safe_next(request.form.get("next")))
+
+
 @bp.post("/tasks/<int:task_id>/complete")
 @login_required
 def complete_task(task_id: int) -> Response:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
-            result = staff.complete(
+            result = queue.complete(
                 session,
                 viewer(),
                 task_id,

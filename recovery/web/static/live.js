@@ -2,33 +2,47 @@
 // fetched again every data-live-every seconds (default 5) and replaced when it changed.
 // An element's data-live-count (a number the server put in the fragment's first child)
 // goes in the tab's title, so a background tab shows "(3) Tasks".
+// With data-live-version the poll says which version it has (X-Live-Version) and the
+// server answers 204 while nothing changed. While someone types in the element (focus is
+// inside it) it is left alone: a refresh must not eat a half-written note.
 (function () {
   "use strict";
   var baseTitle = document.title;
 
+  function countInTitle(el) {
+    var counted = el.querySelector("[data-live-count]");
+    if (counted) {
+      var n = parseInt(counted.getAttribute("data-live-count"), 10);
+      document.title = (n > 0 ? "(" + n + ") " : "") + baseTitle;
+    }
+  }
+
   function refresh(el) {
     var url = el.getAttribute("data-live-url");
-    fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "live" } })
+    var headers = { "X-Requested-With": "live" };
+    var version = el.getAttribute("data-live-version");
+    if (version) { headers["X-Live-Version"] = version; }
+    fetch(url, { credentials: "same-origin", headers: headers })
       .then(function (response) {
         if (response.status === 401 || response.redirected) {
           el.setAttribute("data-live-stopped", "signed-out");
           return null;
         }
-        return response.ok ? response.text() : null;
+        if (response.status === 204 || !response.ok) { return null; }
+        var next = response.headers.get("X-Live-Version");
+        return response.text().then(function (html) { return { html: html, version: next }; });
       })
-      .then(function (html) {
-        if (html === null || html === undefined) { return; }
-        if (html !== el.getAttribute("data-live-last")) {
+      .then(function (got) {
+        if (!got) { return; }
+        if (el.contains(document.activeElement) && document.activeElement !== el) { return; }
+        if (got.html !== el.getAttribute("data-live-last")) {
           var atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-          el.innerHTML = html;
-          el.setAttribute("data-live-last", html);
+          el.innerHTML = got.html;
+          el.setAttribute("data-live-last", got.html);
           if (el.hasAttribute("data-live-stick") || atBottom) { el.scrollTop = el.scrollHeight; }
         }
-        var counted = el.querySelector("[data-live-count]");
-        if (counted) {
-          var n = parseInt(counted.getAttribute("data-live-count"), 10);
-          document.title = (n > 0 ? "(" + n + ") " : "") + baseTitle;
-        }
+        if (got.version) { el.setAttribute("data-live-version", got.version); }
+        countInTitle(el);
       })
       .catch(function () { /* offline for a moment: the next tick tries again */ });
   }
@@ -37,6 +51,7 @@
     var every = parseFloat(el.getAttribute("data-live-every") || "5") * 1000;
     el.setAttribute("data-live-last", el.innerHTML);
     el.scrollTop = el.scrollHeight;
+    countInTitle(el);
     setInterval(function () {
       if (!el.hasAttribute("data-live-stopped")) { refresh(el); }
     }, every);
