@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -120,7 +120,6 @@ _ENTRY_ORDER = {
     "page": 4,
     "staff_text": 5,
 }
-RECENTLY_DONE = timedelta(hours=24)
 _OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 
 
