@@ -3,7 +3,7 @@
 The patient wrote again while a task was open: the queue says so until staff answer.
 
 Revision ID: a7c31e5b9d02
-Revises: 3a7c5e9d1b42
+Revises: c1a0c0a11b06
 Create Date: 2026-12-02 18:20:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import recovery.db
 
 revision: str = "a7c31e5b9d02"
-down_revision: str | None = "3a7c5e9d1b42"
+down_revision: str | None = "c1a0c0a11b06"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
