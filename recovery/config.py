@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_VAR_DIR = Path("var")
@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=2.0, alias="RECOVERY_SWEEP_INTERVAL_S")
     # How often episodes past their reply window are closed and follow-up nudges go out.
     follow_up_interval_s: float = Field(default=60.0, alias="RECOVERY_FOLLOW_UP_INTERVAL_S")
-    # A claim older than this belongs to a worker that died mid-send.
-    stale_claim_s: float = Field(default=120.0, alias="RECOVERY_STALE_CLAIM_S")
+    # How long we wait for the provider's answer to one request. Twilio answers in well
+    # under a second; a request that takes longer is not given up on blindly: the text is
+    # "in doubt" and the provider is asked whether it went out before any re-send.
+    provider_timeout_s: float = Field(default=5.0, gt=0, alias="RECOVERY_PROVIDER_TIMEOUT_S")
+    # A worker's claim on a text is a lease this long, renewed while its send is in
+    # flight; a dead worker's lease lapses this soon, and its texts go out (after asking
+    # the provider) seconds later instead of minutes. Longer than the provider timeout,
+    # so a live worker's single request never outlasts its lease even unrenewed.
+    claim_lease_s: float = Field(default=7.0, gt=0, alias="RECOVERY_CLAIM_LEASE_S")
     # Transient provider failures are retried until the text is this old, then recorded failed.
     send_deadline_s: float = Field(default=6 * 3600.0, alias="RECOVERY_SEND_DEADLINE_S")
     # How long a web process remembers which practice owns a number (0: ask the database
@@ -62,6 +69,14 @@ class Settings(BaseSettings):
     # Failed sign-ins allowed per account and per client address (limits' syntax).
     signin_limit_account: str = Field(default="10/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ACCOUNT")
     signin_limit_address: str = Field(default="50/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ADDRESS")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> Settings:
+        if self.claim_lease_s <= self.provider_timeout_s:
+            raise ValueError(
+                "RECOVERY_CLAIM_LEASE_S must be longer than RECOVERY_PROVIDER_TIMEOUT_S"
+            )
+        return self
 
     @field_validator("public_base_url", "twilio_api_base_url")
     @classmethod

@@ -15,6 +15,7 @@ from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.services import breaches, outcomes, outreach, paging, replies, sla
+from recovery.services.leases import LeaseKeeper
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
@@ -30,6 +31,16 @@ class Resources:
     provider: SmsProvider
     templates: SmsTemplates
     cipher: PhiCipher
+    leases: LeaseKeeper
+
+    @property
+    def send_policy(self) -> outreach.SendPolicy:
+        settings = self.settings
+        return outreach.SendPolicy(
+            deadline=timedelta(seconds=settings.send_deadline_s),
+            lease=timedelta(seconds=settings.claim_lease_s),
+            in_doubt_wait=timedelta(seconds=settings.provider_timeout_s),
+        )
 
     @property
     def status_callback(self) -> str | None:
@@ -48,12 +59,14 @@ class RecoveryTask(Task):
     def resources(self) -> Resources:
         settings: Settings = self.app.conf["recovery_settings"]
         engine = make_engine(settings.effective_database_url)
+        sessions = make_session_factory(engine)
         return Resources(
             settings,
-            make_session_factory(engine),
+            sessions,
             make_provider(settings),
             SmsTemplates(TEMPLATES_DIR / "sms"),
             PhiCipher(settings.phi_key),
+            LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
         )
 
 
@@ -65,7 +78,8 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
         res.provider,
         message_id,
         status_callback=res.status_callback,
-        deadline=timedelta(seconds=res.settings.send_deadline_s),
+        policy=res.send_policy,
+        keeper=res.leases,
         cipher=res.cipher,
     )
     # A retry is not scheduled here: a retrying row carries its requeue_at, and the
@@ -80,9 +94,7 @@ def sweep(self: RecoveryTask) -> int:
     now = utcnow()
     grace = timedelta(seconds=settings.sweep_grace_s)
     with session_scope(res.sessions) as session:
-        due = outreach.due_for_dispatch(
-            session, now, grace=grace, stale_claim=timedelta(seconds=settings.stale_claim_s)
-        )
+        due = outreach.due_for_dispatch(session, now, grace=grace)
         lost_replies = replies.unrouted(session, now, grace=grace)
     _dispatch(due)
     for message_id in lost_replies:

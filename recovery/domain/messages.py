@@ -56,9 +56,20 @@ class DeliveryOutcome(enum.StrEnum):
 
     NOT_CLAIMED = "not_claimed"  # another worker has it, it is done, or its retry is not due
     ACCEPTED = "accepted"  # the provider took it
+    # It had gone out already (an attempt we could not record): its id recorded, not re-sent.
+    RECONCILED = "reconciled"
     SUPPRESSED = "suppressed"  # not sent on purpose (SuppressionReason says why)
     RETRY = "retry"  # the provider refused it for now: it waits for its next attempt
     FAILED = "failed"  # the provider refused it for good, or it waited too long
+
+
+class StatusOutcome(enum.StrEnum):
+    """What a provider's delivery report did (`outreach.record_status`)."""
+
+    APPLIED = "applied"  # a text we know by its provider id (moved forward, or not at all)
+    UNKNOWN = "unknown"  # no text of ours: acknowledged and ignored
+    ADOPTED = "adopted"  # our text whose provider id we never recorded: recorded now
+    DUPLICATE = "duplicate"  # a second provider id for one text of ours: it went out twice
 
 
 class SuppressionReason(enum.StrEnum):

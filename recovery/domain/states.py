@@ -21,7 +21,7 @@ class MessageStatus(enum.Enum):
     # Outbound: a text we send.
     PENDING = "pending"  # stored, waiting for its first worker (its first attempt)
     RETRYING = "retrying"  # an attempt failed and may succeed: waits for next_attempt_at
-    SENDING = "sending"  # claimed by one worker, which is calling the provider now
+    SENDING = "sending"  # claimed by one worker under a lease (lease_until): calling the provider
     ACCEPTED = "accepted"  # the provider took it and gave us its id (Twilio: queued)
     SENT = "sent"  # the provider handed it to the carrier
     DELIVERED = "delivered"  # final: the handset has it

@@ -47,6 +47,14 @@ class Message(Base):
     # replies.unrouted). The wait doubles each time.
     requeue_at: Mapped[datetime | None]
     claimed_at: Mapped[datetime | None]
+    # While sending: the worker's claim holds until then (renewed while its request is in
+    # flight); past it, the worker is presumed dead and the sweeper takes the text back.
+    lease_until: Mapped[datetime | None]
+    # The claim of the first attempt that may have reached the provider without our
+    # recording its answer (a lapsed lease, a timeout, a dropped connection, a database
+    # error after the provider answered). Set, the provider is asked before any re-send
+    # whether a text created since then went out (outreach.already_sent); never cleared.
+    in_doubt_since: Mapped[datetime | None]
     # When the sweeper last queued a task for it.
     dispatched_at: Mapped[datetime | None]
     provider: Mapped[str | None] = mapped_column(String(32))

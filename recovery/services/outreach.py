@@ -1,20 +1,29 @@
 """Outreach: send a stored text exactly once, retry what can succeed, record what happened.
 
 The message row exists before the provider is called (intake wrote it). A worker first
-claims it (pending or retrying -> sending) in its own short transaction, calls the provider with no
+claims it (pending -> sending) in its own short transaction, calls the provider with no
 transaction open, then records the answer. The claim is a conditional UPDATE, so a second
 worker, a re-dispatch by the sweeper or a redelivered task finds nothing to claim.
+
+Nothing is sent twice on a guess. A send whose outcome we did not record (its worker died,
+its request timed out or lost its connection, the database was away when the provider
+answered) leaves the text in doubt (in_doubt_since); before that text is sent again the
+provider is asked for the texts it created to that number since, and if ours is there its
+id is recorded instead (a "reconciled" send).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import CursorResult, Table, case, or_, select, update
+from sqlalchemy import CursorResult, Table, case, func, or_, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.crypto import PhiCipher
@@ -23,13 +32,15 @@ from recovery.domain.messages import (
     OPT_OUT_EXEMPT_KINDS,
     DeliveryOutcome,
     MessageKind,
+    StatusOutcome,
     SuppressionReason,
 )
 from recovery.domain.phones import mask
 from recovery.domain.states import may_move, move, sources
-from recovery.models import Episode, Message, MessageStatus
+from recovery.models import Direction, Episode, Message, MessageStatus
 from recovery.services import paging
 from recovery.services.consent import is_opted_out
+from recovery.services.leases import LeaseKeeper
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,8 @@ MAX_BACKOFF_S = 300.0
 class DeliveryResult:
     message_id: int
     status: DeliveryOutcome
+    # The message already had another provider id: this text reached the patient twice.
+    duplicate: bool = False
 
 
 def backoff_s(attempts: int) -> float:
@@ -54,7 +67,27 @@ def next_requeue_at(now: datetime, created_at: datetime, grace: timedelta) -> da
     return now + max(grace, now - created_at)
 
 
-def claim(session: Session, message_id: int, now: datetime) -> Message | None:
+@dataclass(frozen=True)
+class SendPolicy:
+    """How long a text may keep trying, how long a claim holds, and how long a send that
+    may have reached the provider is given to show up there before we ask."""
+
+    deadline: timedelta = timedelta(hours=6)
+    lease: timedelta = timedelta(seconds=7)
+    # A request that timed out may still be carried out by the provider: it is given as
+    # long again as we waited for it (the provider timeout) before we ask whether it went.
+    in_doubt_wait: timedelta = timedelta(seconds=5)
+
+
+# Twilio's date_created has whole seconds and its clock is not ours: a text it created
+# just after our claim can carry a time just before it.
+CLOCK_SLACK = timedelta(seconds=30)
+# A database that is away when the provider has just answered: how often, and after how
+# long, the answer is written again before the lease lapses and reconciliation takes over.
+RECORD_RETRY_S = (0.25, 0.5, 1.0, 2.0)
+
+
+def claim(session: Session, message_id: int, now: datetime, lease: timedelta) -> Message | None:
     # The conditional UPDATE hands back the claimed row itself (RETURNING): no second
     # round trip to read what was just claimed, on every text.
     return session.scalars(
@@ -65,10 +98,21 @@ def claim(session: Session, message_id: int, now: datetime) -> Message | None:
             # A fresh text goes at once; a retry waits for its time.
             or_(Message.status == MessageStatus.PENDING, Message.next_attempt_at <= now),
         )
-        .values(status=MessageStatus.SENDING, claimed_at=now, attempts=Message.attempts + 1)
+        .values(
+            status=MessageStatus.SENDING,
+            claimed_at=now,
+            lease_until=now + lease,
+            attempts=Message.attempts + 1,
+        )
         .returning(Message)
         .execution_options(synchronize_session=False, populate_existing=True)
     ).first()
+
+
+def status_callback_for(base: str | None, message_id: int) -> str | None:
+    """Our message id rides in the StatusCallback URL: a delivery report for a provider id
+    we never recorded still says which text it belongs to (a lost answer, or a second send)."""
+    return None if base is None else f"{base}?message_id={message_id}"
 
 
 def deliver(
@@ -77,14 +121,15 @@ def deliver(
     message_id: int,
     *,
     status_callback: str | None,
-    deadline: timedelta,
+    policy: SendPolicy = SendPolicy(),
+    keeper: LeaseKeeper | None = None,
     clock: Callable[[], datetime] = utcnow,
     cipher: PhiCipher | None = None,
 ) -> DeliveryResult:
     """`cipher` opens what a person wrote (a staff reply is stored only encrypted)."""
     now = clock()
     with sessions.begin() as session:
-        message = claim(session, message_id, now)
+        message = claim(session, message_id, now, policy.lease)
         if message is None:
             return DeliveryResult(message_id, DeliveryOutcome.NOT_CLAIMED)
         # The send chokepoint: whatever queued this text, an opted-out number never gets it.
@@ -104,27 +149,122 @@ def deliver(
             message.error_message = "cannot decrypt the text: the encryption key has changed"
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.FAILED)
-        sms = OutboundSms(message.from_number, message.to_number, body, status_callback)
-        created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
-
-    try:
-        result = provider.send(sms)
-    except SendError as exc:
-        return _record_failure(sessions, message_id, exc, created_at, deadline, clock())
-
-    done = clock()
-    with sessions.begin() as session:
-        _record_acceptance(
-            session,
-            message_id,
-            provider.name,
-            result.provider_sid,
-            done,
-            episode_id if kind is MessageKind.FIRST_TEXT else None,
-            created_at,
+        sms = OutboundSms(
+            message.from_number,
+            message.to_number,
+            body,
+            status_callback_for(status_callback, message_id),
         )
-    log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
-    return DeliveryResult(message_id, DeliveryOutcome.ACCEPTED)
+        created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
+        claimed_at, in_doubt_since = now, message.in_doubt_since
+
+    attempt = _Attempt(message_id, claimed_at, created_at, policy)
+    held = keeper.holding(message_id, claimed_at) if keeper else nullcontext()
+    outcome = DeliveryOutcome.ACCEPTED
+    with held:
+        try:
+            sid = None
+            if in_doubt_since is not None:
+                sid = already_sent(sessions, provider, sms, in_doubt_since)
+                if sid is None and keeper is not None:
+                    keeper.renew_now()  # the lookup took some of the lease; the send needs it
+            if sid is None:
+                sid = provider.send(sms).provider_sid
+            else:
+                outcome = DeliveryOutcome.RECONCILED
+        except SendError as exc:
+            return _record_failure(sessions, attempt, exc, clock())
+        duplicate = _record_with_retries(
+            sessions,
+            attempt,
+            provider.name,
+            sid,
+            clock,
+            episode_id if kind is MessageKind.FIRST_TEXT else None,
+        )
+    if duplicate:
+        log.error("message %s went out twice: a second provider id %s", message_id, sid)
+    elif outcome is DeliveryOutcome.RECONCILED:
+        log.warning(
+            "message %s to %s had gone out already (%s): recorded, not sent again",
+            message_id,
+            mask(sms.to_number),
+            sid,
+        )
+    else:
+        log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
+    return DeliveryResult(message_id, outcome, duplicate=duplicate)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    message_id: int
+    claimed_at: datetime
+    created_at: datetime
+    policy: SendPolicy
+
+
+def already_sent(
+    sessions: sessionmaker[Session], provider: SmsProvider, sms: OutboundSms, since: datetime
+) -> str | None:
+    """The provider id of this text if the provider has it already, else None.
+
+    The same words to the same number since the first doubtful attempt, and not a text we
+    have recorded for another message (a patient may be sent the same menu twice)."""
+    found = provider.find_sent(sms.from_number, sms.to_number, since - CLOCK_SLACK)
+    same = [t for t in found if _same_words(t.body, sms.body)]
+    if not same:
+        return None
+    with sessions() as session:
+        taken = set(
+            session.scalars(
+                select(Message.provider_sid).where(
+                    Message.provider_sid.in_([t.provider_sid for t in same])
+                )
+            )
+        )
+    free = sorted((t for t in same if t.provider_sid not in taken), key=lambda t: t.created_at)
+    return free[0].provider_sid if free else None
+
+
+def _same_words(theirs: str, ours: str) -> bool:
+    return theirs.replace("\r\n", "\n").strip() == ours.replace("\r\n", "\n").strip()
+
+
+def _record_with_retries(
+    sessions: sessionmaker[Session],
+    attempt: _Attempt,
+    provider: str,
+    provider_sid: str,
+    clock: Callable[[], datetime],
+    ttft_episode_id: int | None,
+) -> bool:
+    """Write the provider's answer, again if the database is briefly away: this answer is
+    the only proof the text went, and losing it costs a lookup at the provider later."""
+    for pause in (*RECORD_RETRY_S, None):
+        try:
+            with sessions.begin() as session:
+                return _record_acceptance(
+                    session,
+                    attempt.message_id,
+                    provider,
+                    provider_sid,
+                    clock(),
+                    ttft_episode_id,
+                    attempt.created_at,
+                )
+        except (OperationalError, InterfaceError):
+            if pause is None:
+                # The lease lapses; the sweeper marks the text in doubt and whoever claims
+                # it next finds this provider id in the provider's list.
+                log.error(
+                    "message %s: accepted as %s but not recorded (database unavailable)",
+                    attempt.message_id,
+                    provider_sid,
+                )
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _body(message: Message, cipher: PhiCipher | None) -> str:
@@ -143,24 +283,31 @@ def _record_acceptance(
     done: datetime,
     ttft_episode_id: int | None,
     created_at: datetime,
-) -> None:
+) -> bool:
     """Two plain UPDATEs on the tables, no read, no ORM bulk machinery (which was a seventh
     of the worker's CPU under load): the provider took the text. Only a message the table
-    lets into accepted moves (sending, or retrying: the sweeper may have reset a slow
-    claim meanwhile); nothing moves back."""
+    lets into accepted moves (sending, or retrying: the sweeper may have taken back a
+    lapsed claim meanwhile); nothing moves back. Returns True when the message already had
+    a different provider id: the same text went out twice."""
     messages = cast(Table, Message.__table__)
     not_yet = messages.c.status.in_([s.value for s in sources(MessageStatus.ACCEPTED)])
-    session.execute(
+    result = _execute(
+        session,
         update(messages)
-        .where(messages.c.id == message_id)
+        .where(
+            messages.c.id == message_id,
+            or_(messages.c.provider_sid.is_(None), messages.c.provider_sid == provider_sid),
+        )
         .values(
             provider=provider,
             provider_sid=provider_sid,
             accepted_at=done,
             status=case((not_yet, MessageStatus.ACCEPTED.value), else_=messages.c.status),
             status_updated_at=case((not_yet, done), else_=messages.c.status_updated_at),
-        )
+        ),
     )
+    if result.rowcount == 0:
+        return True
     if ttft_episode_id is not None:
         # Measured from the call this text answers (its message was written as the call
         # was recorded), which for a new episode is the moment it opened.
@@ -173,40 +320,48 @@ def _record_acceptance(
                 time_to_first_text_ms=round((done - created_at).total_seconds() * 1000),
             )
         )
+    return False
 
 
 def _record_failure(
-    sessions: sessionmaker[Session],
-    message_id: int,
-    exc: SendError,
-    created_at: datetime,
-    deadline: timedelta,
-    now: datetime,
+    sessions: sessionmaker[Session], attempt: _Attempt, exc: SendError, now: datetime
 ) -> DeliveryResult:
+    policy = attempt.policy
     with sessions.begin() as session:
-        message = session.get(Message, message_id)
+        message = session.get(Message, attempt.message_id)
         assert message is not None
         message.error_code = exc.code
         message.error_message = str(exc)[:500]
         message.status_updated_at = now
-        if exc.permanent or now - created_at >= deadline:
+        message.lease_until = None
+        if exc.in_doubt and message.in_doubt_since is None:
+            message.in_doubt_since = attempt.claimed_at
+        if exc.permanent or now - attempt.created_at >= policy.deadline:
             message.status = move(message.status, MessageStatus.FAILED)
             outcome = DeliveryOutcome.FAILED
             paging.page_text_unreached(session, message, now)
         else:
             message.status = move(message.status, MessageStatus.RETRYING)
-            message.next_attempt_at = now + timedelta(seconds=backoff_s(message.attempts))
+            wait = timedelta(seconds=backoff_s(message.attempts))
+            if exc.in_doubt:
+                wait = max(wait, policy.in_doubt_wait)
+            message.next_attempt_at = now + wait
             message.requeue_at = message.next_attempt_at  # no worker will ask: the sweeper
             outcome = DeliveryOutcome.RETRY
         attempts = message.attempts
     log.warning(
-        "message %s: provider refused (%s, attempt %s): %s", message_id, outcome, attempts, exc
+        "message %s: provider refused (%s, attempt %s%s): %s",
+        attempt.message_id,
+        outcome,
+        attempts,
+        ", in doubt" if exc.in_doubt else "",
+        exc,
     )
-    return DeliveryResult(message_id, outcome)
+    return DeliveryResult(attempt.message_id, outcome)
 
 
 def due_for_dispatch(
-    session: Session, now: datetime, grace: timedelta, stale_claim: timedelta, limit: int = 500
+    session: Session, now: datetime, grace: timedelta, limit: int = 500
 ) -> list[int]:
     """The sweeper's query: texts that should be with a worker and may not be.
 
@@ -220,23 +375,25 @@ def due_for_dispatch(
     is still recovered at grace.
 
     A retry is due at its next_attempt_at (a failed attempt sets requeue_at to it), then
-    again once per `grace` while it waits. A claim older than `stale_claim` belongs to a
-    worker that died mid-send: it becomes a retry due at once, accepting the small chance of
-    a second text over the certainty of none.
+    again once per `grace` while it waits. A claim whose lease lapsed belongs to a worker
+    that died mid-send: it becomes a retry due at once, and in doubt: that worker may have
+    sent it, so the provider is asked before it is sent again.
     """
     stale = _execute(
         session,
         update(Message)
-        .where(Message.status == MessageStatus.SENDING, Message.claimed_at < now - stale_claim)
+        .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
         .values(
             status=move(MessageStatus.SENDING, MessageStatus.RETRYING),
             next_attempt_at=now,
             requeue_at=now,
+            lease_until=None,
+            in_doubt_since=func.coalesce(Message.in_doubt_since, Message.claimed_at),
         )
         .execution_options(synchronize_session=False),
     )
     if stale.rowcount:
-        log.warning("%s message(s) were stuck in sending; re-queued", stale.rowcount)
+        log.warning("%s message(s) lost their worker mid-send; re-queued", stale.rowcount)
     waiting = sources(MessageStatus.SENDING)
     rows = session.execute(
         select(Message.id, Message.status, Message.created_at)
@@ -281,31 +438,56 @@ def record_status(
     status: MessageStatus,
     error_code: int | None,
     now: datetime,
-) -> bool:
-    """Apply a provider's delivery report. Returns False for a message we do not know.
+    message_id: int | None = None,
+) -> StatusOutcome:
+    """Apply a provider's delivery report.
 
     Callbacks arrive out of order (delivered before sent is common), so a report only ever
-    moves a message forward; a final state is never changed.
+    moves a message forward; a final state is never changed. `message_id` is ours, from
+    the StatusCallback URL: a report for a provider id we never recorded names its text,
+    which either never got its answer written (the id is adopted) or already has another
+    id (the same text went out twice: reported, and the report is not applied to it).
     """
     message = session.scalars(
         select(Message).where(Message.provider_sid == provider_sid).with_for_update()
     ).first()
+    outcome = StatusOutcome.APPLIED
     if message is None:
-        return False
+        if message_id is None:
+            return StatusOutcome.UNKNOWN
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or message.direction is not Direction.OUTBOUND:
+            return StatusOutcome.UNKNOWN
+        if message.provider_sid is not None:
+            log.error(
+                "message %s went out twice: provider ids %s and %s",
+                message_id,
+                message.provider_sid,
+                provider_sid,
+            )
+            return StatusOutcome.DUPLICATE
+        if not may_move(message.status, MessageStatus.ACCEPTED):
+            return StatusOutcome.UNKNOWN  # not sent by us yet: not ours to adopt
+        log.warning("message %s: provider id %s learned from its report", message_id, provider_sid)
+        message.status = move(message.status, MessageStatus.ACCEPTED)
+        message.provider_sid = provider_sid
+        message.accepted_at = message.accepted_at or now
+        outcome = StatusOutcome.ADOPTED
     if may_move(message.status, status):
         message.status = move(message.status, status)
     elif not (
         # The same state again, but the report adds the carrier's error code we lacked.
         status == message.status and error_code and not message.error_code
     ):
-        return True
+        return outcome
     message.status_updated_at = now
+    message.lease_until = None
     if error_code:
         message.error_code = error_code
     if status == MessageStatus.DELIVERED:
         message.delivered_at = now
     paging.page_text_unreached(session, message, now)
-    return True
+    return outcome
 
 
 def _execute(session: Session, statement: Any) -> CursorResult[Any]:

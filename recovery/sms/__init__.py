@@ -16,6 +16,7 @@ def make_provider(settings: Settings) -> SmsProvider:
             settings.twilio_account_sid,
             settings.twilio_auth_token,
             api_base_url=settings.twilio_api_base_url,
+            timeout_s=settings.provider_timeout_s,
         )
     from recovery.sms.console import ConsoleProvider
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -20,20 +21,40 @@ class SendResult:
     provider_sid: str
 
 
+@dataclass(frozen=True)
+class SentText:
+    """A text the provider says it has (its message list), to tell whether ours went out."""
+
+    provider_sid: str
+    body: str
+    created_at: datetime
+
+
 class SendError(Exception):
-    """The provider did not take the text.
+    """The provider did not take the text, or we do not know whether it did.
 
     permanent=True means trying again cannot help (an invalid or landline number, an
     unsubscribed recipient, a refused body); False means it may (429, 5xx, a timeout).
+    in_doubt=True means the request may have reached the provider and been carried out
+    (a read timeout, a connection dropped after the request was written, a 5xx): the text
+    may have gone, and it is never re-sent before the provider is asked (`find_sent`).
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, code: int | None = None, in_doubt: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.in_doubt = in_doubt
 
 
 class SmsProvider(Protocol):
     name: str
 
     def send(self, sms: OutboundSms) -> SendResult: ...
+
+    def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
+        """Texts from `from_number` to `to_number` the provider created since `since`,
+        newest first. Raises SendError (not permanent) when the provider cannot answer."""
+        ...

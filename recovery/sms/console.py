@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from recovery.sms.base import OutboundSms, SendResult
+from recovery.sms.base import OutboundSms, SendResult, SentText
 
 
 class ConsoleProvider:
@@ -41,6 +41,16 @@ class ConsoleProvider:
             self._stream.write(f"\n{banner}\n{sms.body}\n{'-' * len(banner)}\n")
             self._stream.flush()
         return SendResult(provider_sid=sid)
+
+    def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
+        with self._lock:
+            records = read_outbox(self._outbox)
+        found = [
+            SentText(r["sid"], r["body"], datetime.fromisoformat(r["at"]))
+            for r in records
+            if r["from"] == from_number and r["to"] == to_number
+        ]
+        return [text for text in reversed(found) if text.created_at >= since]
 
 
 def read_outbox(outbox: Path) -> list[dict[str, str]]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
+import requests
+import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from recovery.models.message import MessageStatus
-from recovery.sms.base import OutboundSms, SendError, SendResult
+from recovery.sms.base import OutboundSms, SendError, SendResult, SentText
 
 # Twilio errors that no retry can fix: the number is invalid (21211, 21217), not a mobile
 # (21614), unsubscribed from this sender (21610), not SMS-capable or blocked (21612, 21408),
@@ -27,7 +30,8 @@ class TwilioProvider:
         account_sid: str,
         auth_token: str,
         api_base_url: str = "",
-        timeout_s: float = 10.0,
+        *,
+        timeout_s: float,
     ) -> None:
         self._account_sid = account_sid
         self._auth_token = auth_token
@@ -60,13 +64,49 @@ class TwilioProvider:
             message = self.client().messages.create(**params)
         except TwilioRestException as exc:
             raise classify_error(exc) from exc
-        except TwilioException as exc:  # connection errors, timeouts
-            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
-        except OSError as exc:
-            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
+        except (TwilioException, OSError) as exc:  # connection errors, timeouts
+            raise SendError(
+                f"twilio unreachable: {exc}", permanent=False, in_doubt=_may_have_arrived(exc)
+            ) from exc
         if not message.sid:
             raise SendError("twilio answered without a message sid", permanent=False)
         return SendResult(provider_sid=message.sid)
+
+    def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
+        # No DateSent filter: Twilio leaves date_sent empty while a text is still queued
+        # (behind its number's rate), and such a text has gone as far as we are concerned.
+        # The newest page for one pair of numbers reaches back far enough; the time is
+        # compared here, on date_created.
+        try:
+            found = self.client().messages.list(
+                to=to_number, from_=from_number, limit=_LOOKUP_PAGE, page_size=_LOOKUP_PAGE
+            )
+        except TwilioRestException as exc:
+            raise SendError(
+                f"twilio message list: {exc.status} {exc.code}", permanent=False
+            ) from exc
+        except (TwilioException, OSError) as exc:
+            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
+        return [
+            SentText(m.sid, m.body or "", m.date_created)
+            for m in found
+            if m.sid and m.date_created is not None and m.date_created >= since
+        ]
+
+
+_LOOKUP_PAGE = 50
+
+
+def _may_have_arrived(exc: BaseException) -> bool:
+    """False only when the request certainly never reached Twilio (no connection was made);
+    a read timeout or a connection dropped mid-answer may follow a text Twilio sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        inner = getattr(reason, "reason", reason)
+        return not isinstance(inner, urllib3.exceptions.NewConnectionError)
+    return True
 
 
 def classify_error(exc: TwilioRestException) -> SendError:
@@ -81,7 +121,13 @@ def classify_error(exc: TwilioRestException) -> SendError:
         # Other 4xx are our mistakes (a bad request, a refused parameter): retrying the same
         # request would fail the same way, and an operator must look.
         permanent = status >= 400
-    return SendError(f"twilio {status} {code}: {exc.msg}", permanent=permanent, code=code)
+    # A 5xx may come from a proxy in front of a Twilio that did send the text.
+    return SendError(
+        f"twilio {status} {code}: {exc.msg}",
+        permanent=permanent,
+        code=code,
+        in_doubt=status >= 500,
+    )
 
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/sms/status"

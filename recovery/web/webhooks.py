@@ -20,6 +20,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
+from recovery.domain.messages import StatusOutcome
 from recovery.domain.phones import mask
 from recovery.schemas.webhooks import (
     BookingConfirmation,
@@ -217,9 +218,13 @@ def twilio_sms_status() -> Response:
     if status is None:
         log.info("message %s: status %r ignored", report.message_sid, report.message_status)
         return Response("", status=204)
+    # Ours, put in the callback URL when the text was sent (outreach.status_callback_for).
+    message_id = request.args.get("message_id", type=int)
     with session_scope(_runtime().sessions) as session:
-        known = record_status(session, report.message_sid, status, report.error_code, utcnow())
-    if not known:
+        outcome = record_status(
+            session, report.message_sid, status, report.error_code, utcnow(), message_id
+        )
+    if outcome is StatusOutcome.UNKNOWN:
         # 2xx all the same: a 4xx would only make Twilio retry a message we will never know.
         log.info("status for unknown message %s ignored", report.message_sid)
     return Response("", status=204)

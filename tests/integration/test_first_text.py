@@ -47,8 +47,10 @@ def test_signed_fixture_produces_exactly_one_text_from_the_practice_line(
     assert request.form["From"] == "+15125550100"
     assert request.form["To"] == "+15125550199"
     assert request.form["Body"].startswith("Valley Family Clinic:")
-    assert request.form["StatusCallback"] == stack.base_url + "/webhooks/twilio/sms/status"
     message = first_message(sessions)
+    assert request.form["StatusCallback"] == (
+        f"{stack.base_url}/webhooks/twilio/sms/status?message_id={message.id}"
+    )
     assert message.status is MessageStatus.ACCEPTED
     assert message.provider_sid is not None and message.provider_sid.startswith("SM")
     with sessions() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from recovery.sms.base import OutboundSms
@@ -57,3 +58,18 @@ def test_reading_a_missing_outbox_gives_no_texts(tmp_path: Path) -> None:
 
 def test_the_provider_is_named_console(tmp_path: Path) -> None:
     assert ConsoleProvider(tmp_path / "outbox.jsonl").name == "console"
+
+
+def test_it_answers_what_it_sent_to_a_number_since_a_moment(tmp_path: Path) -> None:
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO())
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    first = provider.send(sms(body="one"))
+    provider.send(sms(to="+15125550198", body="elsewhere"))
+    second = provider.send(sms(body="two"))
+
+    found = provider.find_sent("+15125550100", "+15125550199", before)
+    assert [(t.provider_sid, t.body) for t in found] == [
+        (second.provider_sid, "two"),
+        (first.provider_sid, "one"),
+    ]
+    assert provider.find_sent("+15125550100", "+15125550199", datetime.now(UTC)) == []

@@ -10,36 +10,64 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
 from recovery.domain.calls import CallReport
+from recovery.domain.messages import MessageKind, StatusOutcome
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Episode, Message, MessageStatus, OptOut
 from recovery.services import outreach
 from recovery.services.intake import record_call
-from recovery.services.outreach import backoff_s, claim, deliver, due_for_dispatch, record_status
-from recovery.sms.base import OutboundSms, SendError, SendResult
+from recovery.services.leases import LeaseKeeper
+from recovery.services.outreach import (
+    SendPolicy,
+    backoff_s,
+    claim,
+    deliver,
+    due_for_dispatch,
+    record_status,
+)
+from recovery.sms.base import OutboundSms, SendError, SendResult, SentText
 
 T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 DEADLINE = timedelta(hours=6)
 GRACE = timedelta(seconds=3)
-STALE = timedelta(seconds=120)
+LEASE = timedelta(seconds=7)
+POLICY = SendPolicy(deadline=DEADLINE, lease=LEASE, in_doubt_wait=timedelta(seconds=5))
 CALLER = "+15125550199"
 LINE = "+15125550100"
+APPLIED = StatusOutcome.APPLIED
 CALLBACK = "https://recovery.example.com/webhooks/twilio/sms/status"
 
 
 class FakeProvider:
-    """Records every text it is handed; raises the queued SendErrors first, in order."""
+    """Records every text it is handed; raises the queued SendErrors first, in order.
+
+    `remote` is what the provider itself holds (its message list): every text it took,
+    and the text of a request that failed in doubt (it went, but the answer was lost)."""
 
     name = "fake"
 
     def __init__(self, *errors: SendError) -> None:
         self.sent: list[OutboundSms] = []
         self.errors = list(errors)
+        self.remote: list[SentText] = []
+        self.lookups = 0
+        self.lookup_error: SendError | None = None
+        self.created_at = T0
 
     def send(self, sms: OutboundSms) -> SendResult:
         self.sent.append(sms)
-        if self.errors:
-            raise self.errors.pop(0)
-        return SendResult(provider_sid=f"SM{len(self.sent):032d}")
+        sid = f"SM{len(self.sent):032d}"
+        error = self.errors.pop(0) if self.errors else None
+        if error is None or error.in_doubt:
+            self.remote.append(SentText(sid, sms.body, self.created_at))
+        if error is not None:
+            raise error
+        return SendResult(provider_sid=sid)
+
+    def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
+        self.lookups += 1
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return [t for t in reversed(self.remote) if t.created_at >= since]
 
 
 class Clock:
@@ -87,14 +115,14 @@ def send(
     sessions: sessionmaker[Session], provider: FakeProvider, message_id: int, clock: Clock
 ) -> str:
     result = deliver(
-        sessions, provider, message_id, status_callback=CALLBACK, deadline=DEADLINE, clock=clock
+        sessions, provider, message_id, status_callback=CALLBACK, policy=POLICY, clock=clock
     )
     return result.status
 
 
 def due(sessions: sessionmaker[Session], now: datetime) -> list[int]:
     with session_scope(sessions) as session:
-        return due_for_dispatch(session, now, grace=GRACE, stale_claim=STALE)
+        return due_for_dispatch(session, now, grace=GRACE)
 
 
 # --- deliver ---------------------------------------------------------------------------
@@ -112,7 +140,7 @@ def test_deliver_sends_once_and_records_the_provider_answer(
     [sms] = provider.sent
     assert (sms.from_number, sms.to_number) == (LINE, CALLER)
     assert sms.body.startswith("Valley Family Clinic:")
-    assert sms.status_callback == CALLBACK
+    assert sms.status_callback == f"{CALLBACK}?message_id={message_id}"
     message = load(sessions, message_id)
     assert message.status is MessageStatus.ACCEPTED
     assert message.provider == "fake"
@@ -146,13 +174,13 @@ def test_only_the_first_of_two_claims_wins(
     message_id = queue_text(sessions, templates)
 
     with session_scope(sessions) as session:
-        first = claim(session, message_id, T0)
+        first = claim(session, message_id, T0, LEASE)
         assert first is not None
         assert first.status is MessageStatus.SENDING
         assert first.claimed_at == T0
         assert first.attempts == 1
     with session_scope(sessions) as session:
-        assert claim(session, message_id, T0) is None
+        assert claim(session, message_id, T0, LEASE) is None
 
     assert load(sessions, message_id).attempts == 1
 
@@ -186,10 +214,10 @@ def test_retry_waits_for_its_backoff_time(
     retry_at = T0 + timedelta(seconds=2)
 
     with session_scope(sessions) as session:
-        assert claim(session, message_id, retry_at - timedelta(milliseconds=1)) is None
+        assert claim(session, message_id, retry_at - timedelta(milliseconds=1), LEASE) is None
     assert load(sessions, message_id).status is MessageStatus.RETRYING
     with session_scope(sessions) as session:
-        assert claim(session, message_id, retry_at) is not None
+        assert claim(session, message_id, retry_at, LEASE) is not None
     message = load(sessions, message_id)
     assert (message.status, message.attempts) == (MessageStatus.SENDING, 2)
 
@@ -315,19 +343,19 @@ def test_stale_sending_claim_becomes_a_retry_due_at_once(
 ) -> None:
     message_id = queue_text(sessions, templates)
     with session_scope(sessions) as session:
-        assert claim(session, message_id, T0) is not None
+        assert claim(session, message_id, T0, LEASE) is not None
 
-    assert due(sessions, T0 + STALE - timedelta(seconds=1)) == []
+    assert due(sessions, T0 + LEASE - timedelta(seconds=1)) == []
     assert load(sessions, message_id).status is MessageStatus.SENDING
 
-    later = T0 + STALE + timedelta(seconds=1)
+    later = T0 + LEASE + timedelta(seconds=1)
     assert due(sessions, later) == [message_id]
     message = load(sessions, message_id)
     assert message.status is MessageStatus.RETRYING
     assert message.next_attempt_at == later
     # And the worker the sweeper queues can claim it again.
     with session_scope(sessions) as session:
-        assert claim(session, message_id, later) is not None
+        assert claim(session, message_id, later, LEASE) is not None
 
 
 def test_accepted_and_failed_texts_are_never_due(
@@ -366,19 +394,22 @@ def report(
     status: MessageStatus,
     error_code: int | None = None,
     at: datetime = T0,
-) -> bool:
+    message_id: int | None = None,
+) -> StatusOutcome:
     with session_scope(sessions) as session:
-        return record_status(session, sid, status, error_code, at)
+        return record_status(session, sid, status, error_code, at, message_id)
 
 
 def test_status_moves_forward_from_accepted_to_sent_to_delivered(
     sessions: sessionmaker[Session], accepted_sid: str
 ) -> None:
-    assert report(sessions, accepted_sid, MessageStatus.SENT, at=T0 + timedelta(seconds=1))
+    assert (
+        report(sessions, accepted_sid, MessageStatus.SENT, at=T0 + timedelta(seconds=1)) is APPLIED
+    )
     assert status_of(sessions, accepted_sid).status is MessageStatus.SENT
 
     delivered_at = T0 + timedelta(seconds=3)
-    assert report(sessions, accepted_sid, MessageStatus.DELIVERED, at=delivered_at)
+    assert report(sessions, accepted_sid, MessageStatus.DELIVERED, at=delivered_at) is APPLIED
     message = status_of(sessions, accepted_sid)
     assert message.status is MessageStatus.DELIVERED
     assert message.delivered_at == delivered_at
@@ -388,8 +419,13 @@ def test_status_moves_forward_from_accepted_to_sent_to_delivered(
 def test_late_sent_callback_does_not_undo_delivered(
     sessions: sessionmaker[Session], accepted_sid: str
 ) -> None:
-    assert report(sessions, accepted_sid, MessageStatus.DELIVERED, at=T0 + timedelta(seconds=2))
-    assert report(sessions, accepted_sid, MessageStatus.SENT, at=T0 + timedelta(seconds=3))
+    assert (
+        report(sessions, accepted_sid, MessageStatus.DELIVERED, at=T0 + timedelta(seconds=2))
+        is APPLIED
+    )
+    assert (
+        report(sessions, accepted_sid, MessageStatus.SENT, at=T0 + timedelta(seconds=3)) is APPLIED
+    )
 
     message = status_of(sessions, accepted_sid)
     assert message.status is MessageStatus.DELIVERED
@@ -411,25 +447,25 @@ def test_final_status_never_changes(
     final: MessageStatus,
     later: MessageStatus,
 ) -> None:
-    assert report(sessions, accepted_sid, final)
-    assert report(sessions, accepted_sid, later, error_code=30008)
+    assert report(sessions, accepted_sid, final) is APPLIED
+    assert report(sessions, accepted_sid, later, error_code=30008) is APPLIED
 
     message = status_of(sessions, accepted_sid)
     assert message.status is final
     assert message.error_code is None
 
 
-def test_status_for_an_unknown_sid_returns_false(
+def test_status_for_an_unknown_sid_is_unknown(
     sessions: sessionmaker[Session], accepted_sid: str
 ) -> None:
-    assert report(sessions, "SM" + "f" * 32, MessageStatus.DELIVERED) is False
+    assert report(sessions, "SM" + "f" * 32, MessageStatus.DELIVERED) is StatusOutcome.UNKNOWN
     assert status_of(sessions, accepted_sid).status is MessageStatus.ACCEPTED
 
 
 def test_undelivered_status_records_the_carrier_error_code(
     sessions: sessionmaker[Session], accepted_sid: str
 ) -> None:
-    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED, error_code=30007)
+    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED, error_code=30007) is APPLIED
 
     message = status_of(sessions, accepted_sid)
     assert (message.status, message.error_code) == (MessageStatus.UNDELIVERED, 30007)
@@ -438,10 +474,10 @@ def test_undelivered_status_records_the_carrier_error_code(
 def test_repeated_final_status_adds_an_error_code_it_lacked(
     sessions: sessionmaker[Session], accepted_sid: str
 ) -> None:
-    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED)
+    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED) is APPLIED
     assert status_of(sessions, accepted_sid).error_code is None
 
-    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED, error_code=30003)
+    assert report(sessions, accepted_sid, MessageStatus.UNDELIVERED, error_code=30003) is APPLIED
     assert status_of(sessions, accepted_sid).error_code == 30003
 
 
@@ -528,7 +564,7 @@ def test_a_retry_of_a_backed_off_text_is_due_at_its_own_time_then_each_grace(
     assert due(sessions, retry_at + GRACE) == [message_id]
     assert due(sessions, retry_at + GRACE * 2) == [message_id]
     with session_scope(sessions) as session:
-        assert claim(session, message_id, retry_at + GRACE * 2) is not None
+        assert claim(session, message_id, retry_at + GRACE * 2, LEASE) is not None
 
 
 def test_a_stale_claim_of_a_backed_off_text_is_due_at_once(
@@ -539,11 +575,194 @@ def test_a_stale_claim_of_a_backed_off_text_is_due_at_once(
         assert due(sessions, T0 + timedelta(seconds=s)) == [message_id]
     claimed_at = T0 + timedelta(seconds=50)
     with session_scope(sessions) as session:
-        assert claim(session, message_id, claimed_at) is not None
+        assert claim(session, message_id, claimed_at, LEASE) is not None
 
-    later = claimed_at + STALE + timedelta(seconds=1)
+    later = claimed_at + LEASE + timedelta(seconds=1)
     assert due(sessions, later) == [message_id]
     message = load(sessions, message_id)
     assert (message.status, message.next_attempt_at) == (MessageStatus.RETRYING, later)
     with session_scope(sessions) as session:
-        assert claim(session, message_id, later) is not None
+        assert claim(session, message_id, later, LEASE) is not None
+
+
+# --- send once: leases, texts in doubt, reconciliation ---------------------------------
+
+
+def test_a_claim_is_a_lease_taken_back_only_once_it_lapses(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, T0, LEASE) is not None
+    assert load(sessions, message_id).lease_until == T0 + LEASE
+
+    assert due(sessions, T0 + LEASE - timedelta(milliseconds=1)) == []
+    assert load(sessions, message_id).status is MessageStatus.SENDING
+    assert due(sessions, T0 + LEASE + timedelta(milliseconds=1)) == [message_id]
+    message = load(sessions, message_id)
+    # Its worker may have sent it before dying: in doubt from that claim on.
+    assert (message.status, message.in_doubt_since) == (MessageStatus.RETRYING, T0)
+
+
+def test_a_dead_workers_text_that_went_out_is_recorded_not_sent_again(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    provider = FakeProvider()
+    # A worker claimed it, the provider took it, and the worker died before recording.
+    with session_scope(sessions) as session:
+        message = claim(session, message_id, T0, LEASE)
+        assert message is not None
+        body = message.body
+    provider.remote.append(SentText("SM" + "a" * 32, body, T0 + timedelta(seconds=1)))
+    lapsed = T0 + LEASE + timedelta(seconds=1)
+    assert due(sessions, lapsed) == [message_id]
+
+    assert send(sessions, provider, message_id, Clock(lapsed)) == "reconciled"
+    assert provider.sent == []
+    message = load(sessions, message_id)
+    assert (message.status, message.provider_sid) == (MessageStatus.ACCEPTED, "SM" + "a" * 32)
+    assert message.attempts == 2
+
+
+def test_a_dead_workers_text_that_never_left_is_sent(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, T0, LEASE) is not None
+    lapsed = T0 + LEASE + timedelta(seconds=1)
+    assert due(sessions, lapsed) == [message_id]
+
+    provider = FakeProvider()
+    assert send(sessions, provider, message_id, Clock(lapsed)) == "accepted"
+    assert provider.lookups == 1
+    assert len(provider.sent) == 1
+
+
+def test_a_timeout_puts_the_text_in_doubt_and_its_retry_asks_before_sending(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    # The request timed out, but the provider carried it out.
+    provider = FakeProvider(SendError("read timeout", permanent=False, in_doubt=True))
+    assert send(sessions, provider, message_id, Clock(T0)) == "retry"
+    message = load(sessions, message_id)
+    assert message.in_doubt_since == T0
+    # Given as long as the provider timeout to land there before we ask (not 2 s).
+    assert message.next_attempt_at == T0 + POLICY.in_doubt_wait
+
+    assert send(sessions, provider, message_id, Clock(message.next_attempt_at)) == "reconciled"
+    assert len(provider.sent) == 1
+    assert load(sessions, message_id).provider_sid == f"SM{1:032d}"
+
+
+def test_a_refusal_is_not_in_doubt_and_its_retry_does_not_ask(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    provider = FakeProvider(SendError("twilio 429", permanent=False, code=20429))
+    assert send(sessions, provider, message_id, Clock(T0)) == "retry"
+    retry_at = load(sessions, message_id).next_attempt_at
+    assert load(sessions, message_id).in_doubt_since is None
+    assert send(sessions, provider, message_id, Clock(retry_at)) == "accepted"
+    assert provider.lookups == 0
+
+
+def test_a_text_in_doubt_is_never_sent_blind_while_the_provider_cannot_say(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    provider = FakeProvider(SendError("read timeout", permanent=False, in_doubt=True))
+    assert send(sessions, provider, message_id, Clock(T0)) == "retry"
+    provider.lookup_error = SendError("twilio unreachable", permanent=False)
+    retry_at = load(sessions, message_id).next_attempt_at
+    assert send(sessions, provider, message_id, Clock(retry_at)) == "retry"
+    assert len(provider.sent) == 1  # only the first, doubtful one
+    message = load(sessions, message_id)
+    assert (message.status, message.in_doubt_since) == (MessageStatus.RETRYING, T0)
+
+
+def test_the_same_words_recorded_for_another_text_are_not_taken_for_this_one(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    earlier = queue_text(sessions, templates, call_id="CA1")
+    provider = FakeProvider()
+    assert send(sessions, provider, earlier, Clock(T0)) == "accepted"
+    # The same words to the same caller again (a menu sent twice), in doubt after a lapse.
+    with sessions.begin() as session:
+        first = session.get(Message, earlier)
+        assert first is not None
+        again = Message(
+            practice_id=first.practice_id,
+            episode_id=first.episode_id,
+            direction=first.direction,
+            kind=MessageKind.REPROMPT,
+            from_number=first.from_number,
+            to_number=first.to_number,
+            body=first.body,
+            status=MessageStatus.PENDING,
+            created_at=T0 + timedelta(seconds=2),
+        )
+        session.add(again)
+        session.flush()
+        later = again.id
+    with session_scope(sessions) as session:
+        assert claim(session, later, T0 + timedelta(seconds=2), LEASE) is not None
+    lapsed = T0 + timedelta(seconds=2) + LEASE + timedelta(seconds=1)
+    assert later in due(sessions, lapsed)
+
+    assert send(sessions, provider, later, Clock(lapsed)) == "accepted"
+    assert len(provider.sent) == 2
+
+
+def test_the_status_callback_carries_our_message_id(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    provider = FakeProvider()
+    send(sessions, provider, message_id, Clock(T0))
+    assert provider.sent[0].status_callback == f"{CALLBACK}?message_id={message_id}"
+
+
+def test_a_report_names_a_text_whose_answer_was_never_recorded_and_its_id_is_kept(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    message_id = queue_text(sessions, templates)
+    with session_scope(sessions) as session:
+        assert claim(session, message_id, T0, LEASE) is not None
+    sid = "SM" + "b" * 32
+    outcome = report(sessions, sid, MessageStatus.SENT, at=T0, message_id=message_id)
+    assert outcome is StatusOutcome.ADOPTED
+    message = load(sessions, message_id)
+    assert (message.status, message.provider_sid) == (MessageStatus.SENT, sid)
+    # Its lease is no reason to take it back any more.
+    assert due(sessions, T0 + LEASE * 2) == []
+
+
+def test_a_second_provider_id_for_one_text_is_reported_as_a_duplicate(
+    sessions: sessionmaker[Session], accepted_sid: str
+) -> None:
+    message_id = status_of(sessions, accepted_sid).id
+    second = "SM" + "c" * 32
+    outcome = report(sessions, second, MessageStatus.DELIVERED, message_id=message_id)
+    assert outcome is StatusOutcome.DUPLICATE
+    message = load(sessions, message_id)
+    assert (message.provider_sid, message.status) == (accepted_sid, MessageStatus.ACCEPTED)
+
+
+def test_a_lease_keeper_renews_its_own_claims_only(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    mine = queue_text(sessions, templates, call_id="CA1")
+    theirs = queue_text(sessions, templates, call_id="CA2", caller="+15125550177")
+    with session_scope(sessions) as session:
+        assert claim(session, mine, T0, LEASE) is not None
+        assert claim(session, theirs, T0, LEASE) is not None
+    clock = Clock(T0 + timedelta(seconds=5))
+    keeper = LeaseKeeper(sessions, LEASE, clock=clock)
+    # "theirs" lapsed and was claimed again by another worker: our claimed_at is stale.
+    with keeper.holding(mine, T0), keeper.holding(theirs, T0 - timedelta(seconds=9)):
+        keeper.renew_now()
+    assert load(sessions, mine).lease_until == clock.now + LEASE
+    assert load(sessions, theirs).lease_until == T0 + LEASE

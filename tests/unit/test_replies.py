@@ -340,8 +340,8 @@ def test_rerouting_a_routed_reply_does_nothing(
 def test_urgent_from_an_opted_out_patient_still_gets_the_911_guidance_and_pages(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
-    from recovery.services.outreach import deliver
-    from recovery.sms.base import OutboundSms, SendResult
+    from recovery.services.outreach import SendPolicy, deliver
+    from recovery.sms.base import OutboundSms, SendResult, SentText
 
     class Recorder:
         name = "recorder"
@@ -351,13 +351,16 @@ def test_urgent_from_an_opted_out_patient_still_gets_the_911_guidance_and_pages(
             self.sent.append(sms)
             return SendResult(provider_sid=f"SM{len(self.sent):032d}")
 
+        def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
+            return []
+
     reply(sessions, templates, "STOP", FRIDAY_EVENING)
     queued = reply(sessions, templates, "BILLING", FRIDAY_EVENING.replace(minute=40))
     queued += reply(sessions, templates, "chest pain", FRIDAY_EVENING.replace(minute=45))
     provider = Recorder()
     outcome = {
         m.kind: deliver(
-            sessions, provider, m.id, status_callback=None, deadline=timedelta(hours=1)
+            sessions, provider, m.id, status_callback=None, policy=SendPolicy(timedelta(hours=1))
         ).status
         for m in queued
     }

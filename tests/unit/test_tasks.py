@@ -21,6 +21,7 @@ from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus
 from recovery.services.intake import record_call
+from recovery.services.leases import LeaseKeeper
 from recovery.sms.console import ConsoleProvider, read_outbox
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
 from workers import tasks
@@ -124,6 +125,7 @@ def resources(
         ConsoleProvider(outbox_of(settings), stream=io.StringIO()),
         SmsTemplates(TEMPLATES_DIR / "sms"),
         PhiCipher("unit-test-secret-key"),
+        LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
     )
     # The real task objects, with hand-built resources instead of the lazily built ones.
     for name in (

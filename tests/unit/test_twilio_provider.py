@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +16,7 @@ from recovery.models import MessageStatus
 from recovery.sms.base import OutboundSms, SendError
 from recovery.sms.twilio import TWILIO_STATUSES, TwilioProvider
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
+from tests.support.twilio_double import TwilioDouble
 
 BASE = "http://127.0.0.1:9/x"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
@@ -37,7 +39,7 @@ def http() -> Iterator[responses.RequestsMock]:
 def provider(monkeypatch: pytest.MonkeyPatch) -> TwilioProvider:
     monkeypatch.delenv("TWILIO_EDGE", raising=False)
     monkeypatch.delenv("TWILIO_REGION", raising=False)
-    return TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, api_base_url=BASE)
+    return TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, api_base_url=BASE, timeout_s=5.0)
 
 
 def created(sid: str = "SM" + "a" * 32) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def test_api_base_url_wins_over_edge_and_region_from_the_environment(
 ) -> None:
     monkeypatch.setenv("TWILIO_EDGE", "sydney")
     monkeypatch.setenv("TWILIO_REGION", "au1")
-    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, api_base_url=BASE)
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, api_base_url=BASE, timeout_s=5.0)
     http.add(responses.POST, ANY_URL, json=created(), status=201)
 
     provider.send(SMS)
@@ -95,7 +97,7 @@ def test_without_a_base_url_edge_and_region_pick_the_twilio_host(
     # The contrast to the test above: this is the rewrite a base URL must switch off.
     monkeypatch.setenv("TWILIO_EDGE", "sydney")
     monkeypatch.setenv("TWILIO_REGION", "au1")
-    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN)
+    provider = TwilioProvider(ACCOUNT_SID, AUTH_TOKEN, timeout_s=5.0)
     http.add(responses.POST, ANY_URL, json=created(), status=201)
 
     provider.send(SMS)
@@ -212,7 +214,9 @@ def test_each_thread_gets_its_own_client_because_twilios_is_not_thread_safe() ->
 
     from recovery.sms.twilio import TwilioProvider
 
-    provider = TwilioProvider("AC" + "0" * 32, "token", api_base_url="http://127.0.0.1:9")
+    provider = TwilioProvider(
+        "AC" + "0" * 32, "token", api_base_url="http://127.0.0.1:9", timeout_s=5.0
+    )
     seen: list[object] = []
     thread = threading.Thread(target=lambda: seen.append(provider.client()))
     thread.start()
@@ -221,3 +225,67 @@ def test_each_thread_gets_its_own_client_because_twilios_is_not_thread_safe() ->
     assert provider.client() is provider.client()  # reused within a thread
     assert seen[0] is not provider.client()
     assert seen[0].api.base_url == "http://127.0.0.1:9"  # type: ignore[attr-defined]
+
+
+# --- in doubt, and asking Twilio what it sent (against the loopback double) -------------
+
+
+@pytest.fixture
+def double() -> Iterator[TwilioDouble]:
+    with TwilioDouble(ACCOUNT_SID, AUTH_TOKEN) as running:
+        yield running
+
+
+def on(double: TwilioDouble, timeout_s: float = 5.0) -> TwilioProvider:
+    return TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, api_base_url=double.base_url, timeout_s=timeout_s
+    )
+
+
+def test_a_read_timeout_is_in_doubt_and_the_text_is_found_in_twilios_list(
+    double: TwilioDouble,
+) -> None:
+    provider = on(double, timeout_s=0.3)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    double.set_delay(0.6)  # Twilio sends it, but after we stopped waiting
+    with pytest.raises(SendError) as raised:
+        provider.send(SMS)
+    assert raised.value.in_doubt and not raised.value.permanent
+    double.wait_for_messages(1)
+    double.set_delay(0)
+
+    [found] = provider.find_sent(SMS.from_number, SMS.to_number, since)
+    assert found.body == SMS.body
+    assert found.provider_sid == double.accepted_messages()[0].sid
+    # Another pair of numbers, or a time after it, finds nothing.
+    assert provider.find_sent(SMS.from_number, "+15125550177", since) == []
+    later = datetime.now(UTC) + timedelta(seconds=5)
+    assert provider.find_sent(SMS.from_number, SMS.to_number, later) == []
+
+
+def test_a_refused_connection_is_not_in_doubt() -> None:
+    provider = TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, api_base_url="http://127.0.0.1:9", timeout_s=1.0
+    )
+    with pytest.raises(SendError) as raised:
+        provider.send(SMS)
+    assert not raised.value.in_doubt
+
+
+@pytest.mark.parametrize(("status", "in_doubt"), [(500, True), (503, True), (429, False)])
+def test_a_5xx_may_have_sent_the_text_a_429_did_not(
+    double: TwilioDouble, status: int, in_doubt: bool
+) -> None:
+    double.fail_next(1, status=status)
+    with pytest.raises(SendError) as raised:
+        on(double).send(SMS)
+    assert raised.value.in_doubt is in_doubt
+
+
+def test_twilio_unreachable_for_the_lookup_is_a_retry_not_an_answer() -> None:
+    provider = TwilioProvider(
+        ACCOUNT_SID, AUTH_TOKEN, api_base_url="http://127.0.0.1:9", timeout_s=1.0
+    )
+    with pytest.raises(SendError) as raised:
+        provider.find_sent(SMS.from_number, SMS.to_number, datetime.now(UTC))
+    assert not raised.value.permanent

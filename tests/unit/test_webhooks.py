@@ -362,6 +362,44 @@ def test_undelivered_status_records_the_carrier_error_code(
         assert message.error_code == 30007
 
 
+def test_a_status_report_names_our_message_so_a_lost_answer_is_recovered(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    form = load_form("twilio/sms-status-delivered.form")
+    message_id = _send_first_text(client, sessions, form["MessageSid"])
+    with sessions.begin() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        # The provider took it, but its answer was never written (the worker died).
+        message.status, message.provider_sid = MessageStatus.SENDING, None
+
+    path = f"{SMS_STATUS}?message_id={message_id}"
+    assert post_twilio(client, path, form).status_code == 204
+    with sessions() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        assert (message.provider_sid, message.status) == (
+            form["MessageSid"],
+            MessageStatus.DELIVERED,
+        )
+
+
+def test_a_second_provider_id_for_our_message_is_reported_not_counted(
+    client: FlaskClient, sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
+    form = load_form("twilio/sms-status-delivered.form")
+    first_sid = "SM" + "1" * 32
+    message_id = _send_first_text(client, sessions, first_sid)
+
+    path = f"{SMS_STATUS}?message_id={message_id}"
+    assert post_twilio(client, path, form).status_code == 204
+    with sessions() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        assert (message.provider_sid, message.status) == (first_sid, MessageStatus.ACCEPTED)
+    assert f"message {message_id} went out twice" in caplog.text
+
+
 def test_status_for_an_unknown_message_is_acknowledged(client: FlaskClient) -> None:
     form = load_form("twilio/sms-status-delivered.form")
     assert post_twilio(client, SMS_STATUS, form).status_code == 204
