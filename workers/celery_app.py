@@ -31,7 +31,10 @@ def make_celery(settings: Settings) -> Celery:
         "task_acks_late": True,  # a worker killed mid-task leaves the task for another
         "task_reject_on_worker_lost": True,
         "task_ignore_result": True,
-        "worker_prefetch_multiplier": 4,
+        # One task per pool thread, none held in reserve: a task a worker holds but has not
+        # started is lost with it until Redis's visibility timeout (an hour), while a task
+        # it started has claimed its text under a lease that lapses in seconds.
+        "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": True,
         # Periodic jobs have a queue of their own: behind a backlog of texts they expired

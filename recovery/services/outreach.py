@@ -394,6 +394,16 @@ def due_for_dispatch(
     )
     if stale.rowcount:
         log.warning("%s message(s) lost their worker mid-send; re-queued", stale.rowcount)
+        # A worker died: the tasks it had taken and not yet claimed a text for died with
+        # it (Redis returns them only after its visibility timeout, an hour). A fresh
+        # text's next re-queue may be as far off as its age, so every fresh text is due
+        # now, once: a second task for a text already claimed finds nothing to claim.
+        session.execute(
+            update(Message)
+            .where(Message.status == MessageStatus.PENDING)
+            .values(requeue_at=now)
+            .execution_options(synchronize_session=False)
+        )
     waiting = sources(MessageStatus.SENDING)
     rows = session.execute(
         select(Message.id, Message.status, Message.created_at)

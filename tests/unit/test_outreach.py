@@ -766,3 +766,18 @@ def test_a_lease_keeper_renews_its_own_claims_only(
         keeper.renew_now()
     assert load(sessions, mine).lease_until == clock.now + LEASE
     assert load(sessions, theirs).lease_until == T0 + LEASE
+
+
+def test_a_dead_worker_makes_every_fresh_text_due_at_once(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    # A fresh text re-queued for the third time waits as long again as it has waited...
+    waiting = queue_text(sessions, templates, call_id="CA1")
+    for s in (3, 6, 12):
+        assert due(sessions, T0 + timedelta(seconds=s)) == [waiting]
+    # ...but its task may have died with a worker whose lease on another text lapsed.
+    claimed = queue_text(sessions, templates, call_id="CA2", caller="+15125550177")
+    with session_scope(sessions) as session:
+        assert claim(session, claimed, T0 + timedelta(seconds=12), LEASE) is not None
+    lapsed = T0 + timedelta(seconds=12) + LEASE + timedelta(seconds=1)
+    assert sorted(due(sessions, lapsed)) == sorted([waiting, claimed])
