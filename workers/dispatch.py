@@ -35,3 +35,11 @@ class CeleryDispatcher:
 
     def handle_reply(self, message_id: int) -> None:
         self._celery.send_task("recovery.handle_reply", args=[message_id], retry=False)
+
+    def ping(self) -> None:
+        """Raises unless the broker answers now (for /healthz): one attempt, two seconds."""
+        with self._celery.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            client = getattr(connection.default_channel, "client", None)
+            if client is not None:  # Redis: the connection alone may be a stale pool entry
+                client.ping()

@@ -515,3 +515,6 @@ class Dispatcher(Protocol):
     def send_text(self, message_id: int) -> None: ...
 
     def handle_reply(self, message_id: int) -> None: ...
+
+    def ping(self) -> None:
+        """Raises unless the queue answers now."""

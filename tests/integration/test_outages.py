@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -128,6 +129,9 @@ def test_redis_down_at_webhook_time_delays_the_text_but_loses_nothing(
 
         assert response.status_code == 200
         assert answered_in < 1.0, "a webhook must not hang on a dead broker"
+        health = requests.get(stack.base_url + "/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json() == {"status": "unavailable", "database": "ok", "broker": "unavailable"}
         with sessions() as session:
             assert session.scalars(select(Message)).one().status is MessageStatus.PENDING
         time.sleep(1.0)

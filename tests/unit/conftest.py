@@ -40,6 +40,10 @@ class RecordingDispatcher:
             raise self.fail_with
         self.replies.append(message_id)
 
+    def ping(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

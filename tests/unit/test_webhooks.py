@@ -512,9 +512,19 @@ def test_generic_answered_call_is_the_answer_rate_denominator(
         assert session.scalars(select(CallEvent)).one().disposition is CallDisposition.ANSWERED
 
 
-def test_health_endpoint_checks_the_database(client: FlaskClient) -> None:
+def test_health_endpoint_checks_the_database_and_the_broker(client: FlaskClient) -> None:
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json == {"status": "ok"}
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_health_is_503_and_says_which_when_the_broker_is_down(
+    client: FlaskClient, dispatcher: RecordingDispatcher
+) -> None:
+    dispatcher.fail_with = ConnectionError("redis down")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json == {"status": "unavailable", "database": "ok", "broker": "unavailable"}
 
 
 def test_unknown_webhook_or_api_route_answers_json_404(client: FlaskClient) -> None:
