@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint format bench bench-report bench-quick eval-triage clean
+.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-quick eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,6 +23,7 @@ test: $(STAMP) ## Run every test (integration tests skip without PostgreSQL/Redi
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest tests/integration
 	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/faults
 
 test-unit: $(STAMP) ## Fast unit tests only
 	$(BIN)/pytest tests/unit
@@ -32,6 +33,9 @@ test-integration: $(STAMP) ## Real-stack tests: PostgreSQL, Redis, Celery worker
 
 test-e2e: $(STAMP) ## Browser tests: headless Chromium on the staff pages
 	$(BIN)/pytest tests/e2e
+
+test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database
+	$(BIN)/pytest tests/faults
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy
 	$(BIN)/ruff format --check .

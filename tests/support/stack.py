@@ -178,11 +178,12 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"worker did not become ready:\n{self.log('worker')}")
 
-    def start_worker(self) -> None:
+    def start_worker(self, name: str = "worker") -> None:
+        """The worker, or (another name) one more beside it, as production runs several."""
         bin_dir = Path(sys.executable).parent
         c = self.config
         self._spawn(
-            "worker",
+            name,
             [
                 *(["nice", "-n", str(c.worker_nice)] if c.worker_nice else []),
                 str(bin_dir / "celery"),
@@ -200,7 +201,7 @@ class Stack:
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",
-                f"worker-{self.port}@%h",
+                f"{name}-{self.port}@%h",
                 *c.worker_extra_args,
             ],
         )

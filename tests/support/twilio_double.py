@@ -24,7 +24,9 @@ Endpoints (all under ``/2010-04-01/Accounts/{AccountSid}``, HTTP Basic auth):
 - ``POST /Calls.json``     place a call (voice pages)
 
 Anything else is a 404 with Twilio's error JSON. Failures are injected with ``fail_next``,
-``refuse_number`` and ``set_delay``. Nothing is logged per request.
+``refuse_number``, ``set_delay`` (answer late, the text created only then),
+``hold_answers`` (the text created at once, the answer late) and ``drop_next``. Nothing is
+logged per request.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class _InjectedFailure:
     code: int
     message: str
     retry_after: float | None
+
+
+class _Dropped(Exception):
+    """The text was created; the connection is closed without an answer."""
 
 
 class _ApiError(Exception):
@@ -333,6 +339,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 received_at=received_at,
             )
+        except _Dropped:
+            self.close_connection = True  # sent, but the answer never leaves
+            return
         except Exception:  # a bug in the double: answer like Twilio's 500, keep the traceback
             double._record_server_error(traceback.format_exc())
             error = _ApiError(500, 20500, _KNOWN_MESSAGES[20500])
@@ -378,6 +387,8 @@ class TwilioDouble:
         self._accepted_count = 0
         self._calls: list[RecordedRequest] = []
         self._failures: deque[_InjectedFailure] = deque()
+        self._hold_s = 0.0
+        self._drops = 0
         self._refused: dict[str, _ApiError] = {}
         self._server_errors: list[str] = []
 
@@ -518,6 +529,20 @@ class TwilioDouble:
         with self._lock:
             self._refused[_canonical_number(to)] = _ApiError(status, code, message)
 
+    def hold_answers(self, seconds: float) -> None:
+        """Create each accepted text at once but answer only ``seconds`` later: the window
+        in which the provider has sent a text and its sender has not yet heard so."""
+        if seconds < 0:
+            raise ValueError("hold must be >= 0")
+        with self._lock:
+            self._hold_s = float(seconds)
+
+    def drop_next(self, n: int) -> None:
+        """The next ``n`` accepted texts are created, then their connection is closed
+        without an answer (a load balancer timing out, a network cut)."""
+        with self._lock:
+            self._drops += n
+
     def set_delay(self, seconds: float) -> None:
         """Delay before answering each POST (other requests are served meanwhile)."""
         if seconds < 0:
@@ -535,6 +560,8 @@ class TwilioDouble:
             self._accepted_count = 0
             self._calls.clear()
             self._failures.clear()
+            self._drops = 0
+            self._hold_s = 0.0
             self._refused.clear()
             self._server_errors.clear()
 
@@ -612,6 +639,15 @@ class TwilioDouble:
                 else:
                     bisect.insort(self._calls, record, key=lambda r: r.seq)
                 self._changed.notify_all()
+                hold, drop = self._hold_s, False
+                if record_kind == "message" and record.accepted and self._drops:
+                    self._drops -= 1
+                    drop = True
+            if record_kind == "message" and record.accepted:
+                if hold > 0:
+                    self._stopping.wait(hold)
+                if drop:
+                    raise _Dropped
         return status, payload, error_headers
 
     def _authenticate(self, header: str | None) -> bool:
