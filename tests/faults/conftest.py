@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import make_engine, make_session_factory, utcnow
+from recovery.domain.states import sources
 from recovery.models import Direction, Message, MessageStatus
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, twilio_signature, unique_sid
 from tests.integration.conftest import TABLES, fresh_database, stack_config
@@ -31,7 +32,8 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio_double import TwilioDouble
 
 DIAL = "/webhooks/twilio/voice/dial-status"
-WAITING = (MessageStatus.PENDING, MessageStatus.SENDING)
+# Waiting for a worker, or with one.
+WAITING = (*sources(MessageStatus.SENDING), MessageStatus.SENDING)
 
 
 @dataclass
