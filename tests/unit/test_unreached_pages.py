@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
-from recovery.domain.messages import MessageKind
+from recovery.domain.messages import MessageKind, StatusOutcome
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Direction, Message, MessageStatus, OptOut
-from recovery.services.outreach import deliver, record_status
+from recovery.services.outreach import SendPolicy, deliver, record_status
 from recovery.sms.base import SendError
 from tests.unit.test_outreach import FakeProvider
 from tests.unit.test_paging import (
@@ -37,7 +37,8 @@ def report(sessions: sessionmaker[Session], message_id: int, status: MessageStat
         message.provider_sid = f"SM{message_id:032d}"
         message.status = MessageStatus.ACCEPTED
     with session_scope(sessions) as session:
-        assert record_status(session, f"SM{message_id:032d}", status, 30003, T0)
+        outcome = record_status(session, f"SM{message_id:032d}", status, 30003, T0)
+        assert outcome is StatusOutcome.APPLIED
 
 
 def test_an_undelivered_page_text_pages_the_next_person_at_once(
@@ -71,7 +72,7 @@ def test_a_page_text_the_provider_refuses_for_good_escalates_at_once(
         provider,
         to_rivera,
         status_callback=None,
-        deadline=timedelta(hours=6),
+        policy=SendPolicy(deadline=timedelta(hours=6)),
         clock=lambda: T0,
     )
     assert result.status == "failed"
@@ -89,7 +90,7 @@ def test_a_page_text_suppressed_by_an_old_opt_out_escalates_at_once(
         FakeProvider(),
         to_rivera,
         status_callback=None,
-        deadline=timedelta(hours=6),
+        policy=SendPolicy(deadline=timedelta(hours=6)),
         clock=lambda: T0,
     )
     assert result.status == "suppressed"
