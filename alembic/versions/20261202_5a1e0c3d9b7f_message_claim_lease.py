@@ -5,7 +5,7 @@ text whose send may have reached the provider is marked in_doubt_since, and the 
 is asked before it is sent again.
 
 Revision ID: 5a1e0c3d9b7f
-Revises: c1a0c0a11b06
+Revises: b8d42f6ca113
 Create Date: 2026-12-02 18:20:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import recovery.db
 
 revision: str = "5a1e0c3d9b7f"
-down_revision: str | None = "c1a0c0a11b06"
+down_revision: str | None = "b8d42f6ca113"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

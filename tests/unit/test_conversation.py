@@ -138,7 +138,7 @@ def test_the_worker_sends_the_words_the_staff_member_wrote(
         provider,
         queued.id,
         status_callback=None,
-        deadline=timedelta(hours=6),
+        policy=outreach.SendPolicy(deadline=timedelta(hours=6)),
         cipher=cipher,
     )
 
