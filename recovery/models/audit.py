@@ -27,6 +27,7 @@ class AuditAction(enum.Enum):
     VIEW_TASKS = "view_tasks"  # the queue: patients' numbers
     CLAIM_TASK = "claim_task"  # detail "; next task" when the Next task button chose it
     UNCLAIM_TASK = "unclaim_task"  # back to the queue, unclaimed
+    REASSIGN_TASK = "reassign_task"  # to another queue or person; detail says which
     COMPLETE_TASK = "complete_task"
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"

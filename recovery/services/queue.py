@@ -406,6 +406,45 @@ def unclaim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) ->
     return _result(task, True)
 
 
+def reassign(
+    session: Session,
+    viewer: Viewer,
+    task_id: int,
+    *,
+    now: datetime,
+    to_queue: TaskQueue | None = None,
+    to_user: int | None = None,
+) -> TaskResult:
+    """Hand a task over: to another queue, or to a person of the practice (it waits on
+    their "mine" list, unclaimed, and Next task keeps it for them). A done task stays."""
+    _find_task(session, viewer, task_id)
+    task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
+    assert task is not None
+    if task.status is TaskStatus.DONE:
+        return _result(task, False)
+    changes = []
+    if to_queue is not None and to_queue is not task.queue:
+        task.queue = to_queue
+        changes.append(f"queue {to_queue.value}")
+    if to_user is not None:
+        person = session.get(User, to_user)
+        if person is None or not person.active or person.practice_id != task.practice_id:
+            raise NotFound
+        held_by_them = task.status is TaskStatus.CLAIMED and task.claimed_by == person.name
+        if task.assigned_to != person.id or (
+            task.status is TaskStatus.CLAIMED and not held_by_them
+        ):
+            task.assigned_to = person.id
+            if task.status is TaskStatus.CLAIMED and not held_by_them:
+                task.status = move(task.status, TaskStatus.OPEN)
+                task.claimed_by = None
+                task.claimed_at = None
+            changes.append(f"user {person.id}")
+    if changes:
+        _audit(session, viewer, AuditAction.REASSIGN_TASK, task, now, "; to " + ", ".join(changes))
+    return _result(task, bool(changes))
+
+
 def complete(
     session: Session,
     viewer: Viewer,

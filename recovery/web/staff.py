@@ -226,6 +226,22 @@ def unclaim_task(task_id: int) -> Response:
     return redirect(safe_next(request.form.get("next")))
 
 
+@bp.post("/tasks/<int:task_id>/reassign")
+@login_required
+def reassign_task(task_id: int) -> Response:
+    to_queue = queue.Filters.parse(request.form.get("queue"), None, None).queue
+    to_user = request.form.get("user", type=int)
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            result = queue.reassign(
+                session, viewer(), task_id, now=utcnow(), to_queue=to_queue, to_user=to_user
+            )
+    except staff.NotFound as exc:
+        _not_found_or_forbidden(exc)
+    flash("Task handed over." if result.changed else "Nothing changed.", "ok")
+    return redirect(safe_next(request.form.get("next")))
+
+
 @bp.post("/tasks/<int:task_id>/complete")
 @login_required
 def complete_task(task_id: int) -> Response:

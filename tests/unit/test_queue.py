@@ -13,7 +13,7 @@ from recovery.config import Settings
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.models import AuditEvent, Task, TaskStatus
+from recovery.models import AuditEvent, Task, TaskQueue, TaskStatus, User
 from recovery.services import sla
 from tests.e2e import scenario
 from tests.e2e.scenario import Scenario
@@ -202,3 +202,49 @@ def test_a_manager_sees_the_sla_banner_after_a_breach(
 
     assert "1 task past its due time." in text_of(manager.get("/tasks"))
     assert "past its due time." not in text_of(desk.get("/tasks"))
+
+
+def test_a_task_handed_to_a_person_waits_on_their_list_and_for_their_next_task(
+    app: object, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    desk = app.test_client()  # type: ignore[attr-defined]
+    nurse = app.test_client()  # type: ignore[attr-defined]
+    desk_token = sign_in(desk, world.users.desk)
+    nurse_token = sign_in(nurse, world.users.nurse)
+    with sessions() as session:
+        lee = session.scalars(select(User).where(User.email == world.users.nurse)).one()
+    desk.post(f"/tasks/{world.billing_task_id}/claim", data={"csrf_token": desk_token})
+
+    handed = desk.post(
+        f"/tasks/{world.billing_task_id}/reassign",
+        data={"csrf_token": desk_token, "queue": "care_team", "user": str(lee.id)},
+    )
+
+    assert handed.status_code == 302
+    moved = task(sessions, world.billing_task_id)
+    assert moved.queue is TaskQueue.CARE_TEAM and moved.assigned_to == lee.id
+    assert moved.status is TaskStatus.OPEN and moved.claimed_by is None
+    assert f'id="task-{world.billing_task_id}"' in text_of(nurse.get("/tasks?mine=1"))
+    [event] = audits(sessions, "reassign_task")
+    assert event.detail == f"task {world.billing_task_id}; to queue care_team, user {lee.id}"
+    # Dana's Next task skips it (it is Nurse Lee's now).
+    for _ in range(3):
+        desk.post("/tasks/next", data={"csrf_token": desk_token})
+    assert task(sessions, world.billing_task_id).status is TaskStatus.OPEN
+    nurse.post("/tasks/next", data={"csrf_token": nurse_token})
+    assert task(sessions, world.billing_task_id).claimed_by == "Nurse Lee"
+
+
+def test_a_task_cannot_be_handed_to_another_practices_user(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, world.users.desk)
+    with sessions() as session:
+        olga = session.scalars(select(User).where(User.email == world.users.other)).one()
+
+    response = client.post(
+        f"/tasks/{world.billing_task_id}/reassign", data={"csrf_token": token, "user": str(olga.id)}
+    )
+
+    assert response.status_code == 404
+    assert task(sessions, world.billing_task_id).assigned_to is None
