@@ -17,12 +17,11 @@ from werkzeug.security import generate_password_hash
 
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope
-from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Page, Practice, Role, Task, TaskQueue, User
 from recovery.services.auth import SECOND_FACTOR_ROLES
-from recovery.services.intake import record_call
 from recovery.services.replies import handle_reply, record_inbound
+from tests.support.factories import missed_call
 
 PASSWORD = "correct horse battery"
 # The admin's authenticator app: managers and admins sign in with a TOTP code too.
@@ -77,16 +76,9 @@ def missed_call_and_reply(
     words: list[str],
     at: datetime,
 ) -> None:
-    report = CallReport(
-        provider="twilio",
-        provider_call_id=_sid("CA", f"{caller}{at}"),
-        caller_raw=caller,
-        called_raw=line,
-        answered=False,
-        reason="no-answer",
-        occurred_at=at,
+    missed_call(
+        session, templates, at=at, caller=caller, called=line, call_id=_sid("CA", f"{caller}{at}")
     )
-    record_call(session, report, templates, at)
     for n, text in enumerate(words):
         when = at + timedelta(minutes=2 + n)
         stored = record_inbound(

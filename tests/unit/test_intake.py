@@ -13,6 +13,7 @@ from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import CallDisposition, CallEvent, Episode, Message, MessageStatus, Practice
 from recovery.services.intake import IntakeResult, UnknownNumber, record_call
+from tests.support.factories import missed_call_report
 
 T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 CALLER = "+15125550199"
@@ -28,16 +29,13 @@ def missed(
     at: datetime = T0,
     forward_leg: bool = False,
 ) -> CallReport:
-    return CallReport(
-        provider="twilio",
-        provider_call_id=call_id,
-        caller_raw=caller,
-        called_raw=called,
-        answered=False,
-        reason="no-answer",
-        occurred_at=at,
+    return missed_call_report(
+        at=at,
+        caller=caller,
+        called=called,
+        call_id=call_id,
         raw_payload={"CallSid": call_id},
-        called_is_forward_target=forward_leg,
+        forward_leg=forward_leg,
     )
 
 

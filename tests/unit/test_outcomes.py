@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
-from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
     Episode,
@@ -25,7 +24,7 @@ from recovery.models import (
     TaskStatus,
 )
 from recovery.services import outcomes
-from recovery.services.intake import record_call
+from tests.support.factories import missed_call
 
 # Tuesday 2026-11-03 09:00 in Chicago (CST, UTC-6), where valley-family is.
 T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
@@ -49,17 +48,10 @@ def open_episode(
     accepted: bool = True,
 ) -> int:
     """A missed call through intake, its window set explicitly, the first text accepted."""
-    report = CallReport(
-        provider="twilio",
-        provider_call_id=call_id,
-        caller_raw=caller,
-        called_raw=called,
-        answered=False,
-        reason="no-answer",
-        occurred_at=at,
-    )
     with session_scope(sessions) as session:
-        result = record_call(session, report, templates, at)
+        result = missed_call(
+            session, templates, at=at, caller=caller, called=called, call_id=call_id
+        )
         assert result.episode_id is not None
         episode = session.get(Episode, result.episode_id)
         assert episode is not None

@@ -9,12 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
-from recovery.domain.calls import CallReport
 from recovery.domain.messages import MessageKind, StatusOutcome
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Episode, Message, MessageStatus, OptOut
 from recovery.services import outreach
-from recovery.services.intake import record_call
 from recovery.services.leases import LeaseKeeper
 from recovery.services.outreach import (
     SendPolicy,
@@ -25,6 +23,7 @@ from recovery.services.outreach import (
     record_status,
 )
 from recovery.sms.base import OutboundSms, SendError, SendResult, SentText
+from tests.support.factories import missed_call
 
 T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 DEADLINE = timedelta(hours=6)
@@ -89,17 +88,8 @@ def queue_text(
     call_id: str = "CA0001",
 ) -> int:
     """A missed call through intake, committed: its pending first text's id."""
-    report = CallReport(
-        provider="twilio",
-        provider_call_id=call_id,
-        caller_raw=caller,
-        called_raw=LINE,
-        answered=False,
-        reason="no-answer",
-        occurred_at=now,
-    )
     with session_scope(sessions) as session:
-        result = record_call(session, report, templates, now)
+        result = missed_call(session, templates, at=now, caller=caller, call_id=call_id)
     assert result.message_id is not None
     return result.message_id
 

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.crypto import PhiCipher
-from recovery.domain.calls import CallReport
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -22,8 +21,9 @@ from recovery.models import (
     Task,
     TaskQueue,
 )
-from recovery.services.intake import UnknownNumber, record_call
+from recovery.services.intake import UnknownNumber
 from recovery.services.replies import handle_reply, record_inbound, unrouted
+from tests.support.factories import missed_call
 
 PATIENT = "+15125550199"
 LINE = "+15125550100"
@@ -36,16 +36,7 @@ CIPHER = PhiCipher("unit-test-secret-key")
 def call(
     session: Session, templates: SmsTemplates, now: datetime, sid: str = "CA" + "1" * 32
 ) -> None:
-    report = CallReport(
-        provider="twilio",
-        provider_call_id=sid,
-        caller_raw=PATIENT,
-        called_raw=LINE,
-        answered=False,
-        reason="no-answer",
-        occurred_at=now,
-    )
-    record_call(session, report, templates, now)
+    missed_call(session, templates, at=now, caller=PATIENT, called=LINE, call_id=sid)
 
 
 def reply(

@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
-from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus
-from recovery.services.intake import record_call
 from recovery.services.leases import LeaseKeeper
 from recovery.sms.console import ConsoleProvider, read_outbox
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
+from tests.support.factories import missed_call
 from workers import tasks
 from workers.celery_app import make_celery
 from workers.dispatch import CeleryDispatcher
@@ -143,17 +142,8 @@ def queue_text(
     sessions: sessionmaker[Session], templates: SmsTemplates, caller: str, age_s: float
 ) -> int:
     now = utcnow() - timedelta(seconds=age_s)
-    report = CallReport(
-        provider="twilio",
-        provider_call_id="CA" + caller,
-        caller_raw=caller,
-        called_raw="+15125550100",
-        answered=False,
-        reason="no-answer",
-        occurred_at=now,
-    )
     with session_scope(sessions) as session:
-        result = record_call(session, report, templates, now)
+        result = missed_call(session, templates, at=now, caller=caller, call_id="CA" + caller)
     assert result.message_id is not None
     return result.message_id
 
