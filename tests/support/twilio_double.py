@@ -87,7 +87,6 @@ _KNOWN_MESSAGES: dict[int, str] = {
     "number: {from_} via SMS.",
     21614: "'To' number {to} is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
-    21624: "Invalid validity period value.",
 }
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + character).
@@ -711,11 +710,6 @@ class TwilioDouble:
         status_callback = form.get("StatusCallback", "")
         if status_callback and not _is_valid_url(status_callback):
             raise _error(21609, value=status_callback)
-        validity = form.get("ValidityPeriod", "")
-        if validity:
-            seconds = _parse_int(validity)
-            if seconds is None or not 1 <= seconds <= 36000:
-                raise _error(21624)
 
         # Injected per-recipient refusals come after Twilio's own validation.
         with self._lock:

@@ -203,9 +203,6 @@ def test_missing_body_is_21602(double: TwilioDouble, client: Client) -> None:
             21609,
             id="StatusCallback not a URL",
         ),
-        pytest.param(
-            {"To": TO, "From": FROM, "Body": "x", "ValidityPeriod": "0"}, 21624, id="validity 0"
-        ),
     ],
 )
 def test_requests_the_real_api_refuses_are_refused(
