@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.cli import migrate
 from recovery.config import TEMPLATES_DIR, Settings
-from recovery.db import Base, make_engine, make_session_factory, session_scope
+from recovery.db import make_engine, make_session_factory, session_scope
 from recovery.domain.templates import SmsTemplates
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
@@ -59,14 +62,41 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.effective_database_url)
-    Base.metadata.create_all(engine)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as session:
+@pytest.fixture(scope="session")
+def empty_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The schema as Alembic builds it (not create_all: the tests see what production
+    runs, indexes and all), no rows: migrated once per session."""
+    path = tmp_path_factory.mktemp("schema") / "empty.db"
+    migrate(Settings(_env_file=None, DATABASE_URL=f"sqlite:///{path}"))  # type: ignore[call-arg]
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory, empty_schema: Path) -> Path:
+    """The migrated schema with the test practices loaded, once per session."""
+    path = tmp_path_factory.mktemp("schema") / "practices.db"
+    engine = copy_database(empty_schema, f"sqlite:///{path}")
+    with session_scope(make_session_factory(engine)) as session:
         load_practices(session, read_practices(PRACTICES_FILE))
-    yield factory
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+def copy_database(template: Path, url: str) -> Engine:
+    """A test's own copy of a migrated database at `url`, so the app, the CLI and any engine
+    a test opens there all see it. A copy, not a savepoint: those open their own
+    connections. SQLite ignores FOR UPDATE and SKIP LOCKED; the PostgreSQL suite
+    (tests/integration) is the proof for locking."""
+    database = make_url(url).database
+    assert database is not None
+    shutil.copyfile(template, database)
+    return make_engine(url)
+
+
+@pytest.fixture
+def sessions(settings: Settings, migrated_database: Path) -> Iterator[sessionmaker[Session]]:
+    engine = copy_database(migrated_database, settings.effective_database_url)
+    yield make_session_factory(engine)
     engine.dispose()
 
 

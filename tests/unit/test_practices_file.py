@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.config import Settings
-from recovery.db import Base, make_engine, make_session_factory, session_scope
+from recovery.db import make_session_factory, session_scope
 from recovery.models import Practice, PracticeNumber
 from recovery.schemas.practices import PracticesFileError, parse_practices, read_practices
 from recovery.services.practices import (
@@ -20,6 +20,7 @@ from recovery.services.practices import (
     load_practices,
 )
 from tests.conftest import PRACTICES_FILE
+from tests.unit.conftest import copy_database
 
 EXAMPLES_FILE = Path(__file__).resolve().parents[2] / "examples" / "practices.yaml"
 
@@ -150,10 +151,8 @@ def test_missing_file_is_refused_with_its_path(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def empty_db(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.effective_database_url)
-    Base.metadata.create_all(engine)
-    return make_session_factory(engine)
+def empty_db(settings: Settings, empty_schema: Path) -> sessionmaker[Session]:
+    return make_session_factory(copy_database(empty_schema, settings.effective_database_url))
 
 
 def load(sessions: sessionmaker[Session], text: str) -> LoadReport:
