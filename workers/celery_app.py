@@ -79,6 +79,8 @@ def make_celery(settings: Settings) -> Celery:
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_url"] = "filesystem://localhost//"
+        # kombu's filesystem transport, with its files written whole (see workers/broker.py).
+        config["broker_transport"] = "workers.broker:Transport"
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
