@@ -401,8 +401,7 @@ def report_text(figures: dict[str, object]) -> str:
 @click.option("--port", type=int, default=None, help="Web port (default: PORT or 5000).")
 def run(port: int | None) -> None:
     """Migrate, load practices, and run web + worker + beat together (Ctrl-C stops all)."""
-    from honcho.manager import Manager
-    from honcho.printer import Printer
+    from recovery.supervisor import Supervisor
 
     # Whatever the processes below create (the SQLite file, the console outbox, the
     # broker's queue files) is for this account's eyes only: it holds patients' numbers.
@@ -424,22 +423,22 @@ def run(port: int | None) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     write_server_file(settings, public_base_url)
-    manager = Manager(Printer(sys.stdout))
-    manager.add_process(
+    supervisor = Supervisor()
+    supervisor.add(
         "web",
         f"{bin_dir}/gunicorn --bind 127.0.0.1:{port} --workers 2 --access-logfile - "
         "--no-control-socket "
         "'recovery.web:create_app()'",
         env=env,
     )
-    manager.add_process(
+    supervisor.add(
         "worker",
         # Threads, not processes: a worker mostly waits on the SMS provider.
         f"{bin_dir}/celery -A workers.celery_app worker --loglevel INFO "
         "--pool threads --concurrency 4 --queues celery,periodic",
         env=env,
     )
-    manager.add_process(
+    supervisor.add(
         "beat", f"{bin_dir}/celery -A workers.celery_app beat --loglevel WARNING", env=env
     )
     click.echo(f"Recovery is starting on http://127.0.0.1:{port} (Ctrl-C stops it).")
@@ -447,10 +446,10 @@ def run(port: int | None) -> None:
         click.echo(f"Try it in a browser:  {public_base_url}/simulator")
     click.echo("Or from another terminal:  .venv/bin/recovery simulate missed-call")
     try:
-        manager.loop()
+        returncode = supervisor.run()
     finally:
         server_file(settings).unlink(missing_ok=True)
-    sys.exit(manager.returncode)
+    sys.exit(returncode)
 
 
 def local_base_url(configured: str, port: int) -> str:
