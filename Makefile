@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-quick eval-triage clean
+.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-quick soak eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-report: $(STAMP) ## The recovery report's page, API and CSV on 1,000,000 e
 
 bench-quick: $(STAMP) ## A few seconds of each benchmark, to check they run
 	$(BIN)/python -m bench.run --quick
+
+soak: $(STAMP) ## An hour of `recovery run` under a missed call every 5 s; must stay up
+	$(BIN)/python -m bench.soak
 
 eval-triage: $(STAMP) ## Triage on the labelled corpus: emergency recall, routine paged, per language
 	$(BIN)/python -m tests.triage.evaluate
