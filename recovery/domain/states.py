@@ -80,6 +80,9 @@ TASK_ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.DONE: frozenset(),
 }
 
+# Work still to do: what the queue lists, what an SLA can breach, what a patient's reply marks.
+TASK_UNDONE: tuple[TaskStatus, ...] = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+
 
 class PageStatus(enum.Enum):
     ACTIVE = "active"  # paging: the next escalation is due at next_escalation_at

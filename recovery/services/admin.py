@@ -32,18 +32,11 @@ from recovery.models import (
 from recovery.models.user import fit_name
 from recovery.services.audit import record
 from recovery.services.auth import MIN_PASSWORD_LENGTH, Viewer, normalize_email
+from recovery.services.errors import NotAllowed, NotFound
 
 LINK_LIFETIME = timedelta(days=3)
 MAX_ROSTER = 20
 MAX_SAVED_REPLIES = 50
-
-
-class NotFound(Exception):
-    """No such record, or one of another practice."""
-
-
-class NotAllowed(Exception):
-    """Not for this user: only managers (their practice) and admins (all) administer."""
 
 
 class Invalid(ValueError):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from recovery.crypto import PhiCipher
 from recovery.domain.messages import MAX_STAFF_REPLY, MessageKind, StaffReplyRefusal
 from recovery.domain.phones import national_format
+from recovery.domain.states import TASK_UNDONE
 from recovery.domain.templates import SmsContext, render_saved_reply
 from recovery.models import (
     AuditAction,
@@ -28,18 +29,12 @@ from recovery.models import (
     Practice,
     SavedReply,
     Task,
-    TaskStatus,
 )
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
 from recovery.services.consent import is_opted_out
+from recovery.services.errors import NotFound
 from recovery.services.texts import line_called
-
-_OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
-
-
-class NotFound(Exception):
-    """No such episode, or one of another practice."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +162,7 @@ def mark_patient_replied(session: Session, episode_id: int, at: datetime | None)
     person answers (None)."""
     session.execute(
         update(Task)
-        .where(Task.episode_id == episode_id, Task.status.in_(_OPEN))
+        .where(Task.episode_id == episode_id, Task.status.in_(TASK_UNDONE))
         .values(patient_replied_at=at)
         .execution_options(synchronize_session=False)
     )

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from recovery.domain.states import move
+from recovery.domain.states import TASK_UNDONE, move
 from recovery.domain.tasks import TaskReason
 from recovery.models import (
     AuditAction,
@@ -42,10 +42,9 @@ from recovery.models.user import fit_name
 from recovery.services import conversation, outcomes
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
+from recovery.services.errors import NotAllowed, NotFound
 from recovery.services.staff import (
     Clock,
-    NotAllowed,
-    NotFound,
     PracticeRef,
     TaskRow,
     display_phone,
@@ -55,7 +54,6 @@ from recovery.services.staff import (
 )
 
 RECENTLY_DONE = timedelta(hours=24)
-_OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 
 
 @dataclass(frozen=True)
@@ -167,7 +165,7 @@ def board_version(
         )
         .where(
             Task.practice_id == practice.id,
-            or_(Task.status.in_(_OPEN), Task.completed_at >= now - RECENTLY_DONE),
+            or_(Task.status.in_(TASK_UNDONE), Task.completed_at >= now - RECENTLY_DONE),
         )
         .order_by(Task.id)
     ).all()
@@ -194,7 +192,7 @@ def task_board(
     open_rows = session.execute(
         select(Task, Episode.caller)
         .join(Episode, Episode.id == Task.episode_id)
-        .where(Task.practice_id == practice.id, Task.status.in_(_OPEN))
+        .where(Task.practice_id == practice.id, Task.status.in_(TASK_UNDONE))
         .order_by(Task.due_at, Task.id)
     ).all()
     done_rows = session.execute(

@@ -26,7 +26,7 @@ from recovery.db import insert_unique
 from recovery.domain.intents import Classification, Intent, classify
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
-from recovery.domain.states import move
+from recovery.domain.states import TASK_UNDONE, move
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates, callback_phrase
 from recovery.models import (
@@ -40,7 +40,6 @@ from recovery.models import (
     Practice,
     Task,
     TaskQueue,
-    TaskStatus,
 )
 from recovery.services import conversation, outcomes, paging
 from recovery.services.intake import UnknownNumber, join_or_open_episode
@@ -383,7 +382,7 @@ class Router:
         query = select(Task).where(
             Task.episode_id == self.episode.id,
             Task.queue == queue,
-            Task.status.in_([TaskStatus.OPEN, TaskStatus.CLAIMED]),
+            Task.status.in_(TASK_UNDONE),
         )
         if reason is TaskReason.CLINICAL:
             query = query.where(Task.reason == TaskReason.CLINICAL)

@@ -55,6 +55,7 @@ from recovery.models import (
 )
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
+from recovery.services.errors import NotAllowed, NotFound
 
 RECOVERED = (EpisodeOutcome.BOOKED, EpisodeOutcome.RESOLVED)
 BOOKING_INTENT = "book"
@@ -683,14 +684,6 @@ def csv_rows(
 
 
 # --- who sees which practice -------------------------------------------------------------
-
-
-class NotFound(Exception):
-    """No such practice, or one the viewer may not see: answered 404 either way."""
-
-
-class NotAllowed(Exception):
-    """Signed in, but the report is for managers and admins."""
 
 
 ALL_PRACTICES = "all"

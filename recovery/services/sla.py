@@ -4,7 +4,8 @@ A beat job (workers.tasks.sla_sweep) runs `sweep_breaches` every few seconds. A 
 open or claimed at its due time is *breached*: the sweep claims it by setting
 `breached_at` (a conditional column, read FOR UPDATE SKIP LOCKED, so two overlapping ticks
 cannot both take one task), texts the practice's manager about it, and hands it to every
-hook once (the clinical tier pages on a care-team task's breach). A task still not done
+hook once (none is registered yet: an unclaimed clinical task is paged by its own sweep,
+services/breaches.py, which keeps the page on the task). A task still not done
 at twice its SLA (due + (due - created)) is *escalated*: it moves to the manager's own
 list (`assigned_to` the practice's first active manager) and their queue says so.
 
@@ -23,14 +24,14 @@ from sqlalchemy.orm import Session
 
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask
+from recovery.domain.states import TASK_UNDONE
 from recovery.domain.templates import SmsTemplates
-from recovery.models import Practice, Role, Task, TaskStatus, User
+from recovery.models import Practice, Role, Task, User
 from recovery.services.texts import queue_text
 
 log = logging.getLogger(__name__)
 
 QUEUE_PATH = "/tasks"
-_OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
 
 # Called once for each newly breached task, inside the sweep's transaction; returns the ids
 # of texts it queued (dispatched with the sweep's own after the commit).
@@ -72,7 +73,7 @@ def sweep_breaches(
     result = BreachSweep()
     newly = session.scalars(
         select(Task)
-        .where(Task.status.in_(_OPEN), Task.breached_at.is_(None), Task.due_at <= now)
+        .where(Task.status.in_(TASK_UNDONE), Task.breached_at.is_(None), Task.due_at <= now)
         .order_by(Task.due_at, Task.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -107,7 +108,9 @@ def sweep_breaches(
     # has no timestamp arithmetic, can run it too.
     late = session.scalars(
         select(Task)
-        .where(Task.status.in_(_OPEN), Task.breached_at.is_not(None), Task.escalated_at.is_(None))
+        .where(
+            Task.status.in_(TASK_UNDONE), Task.breached_at.is_not(None), Task.escalated_at.is_(None)
+        )
         .order_by(Task.due_at, Task.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
 from recovery.domain.messages import MAX_STAFF_REPLY, MessageKind, StaffReplyRefusal
+from recovery.domain.states import TASK_UNDONE
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import (
@@ -45,6 +46,7 @@ from recovery.models import (
 from recovery.services import conversation, outcomes, paging
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
+from recovery.services.errors import NotAllowed, NotFound
 from recovery.services.texts import line_called
 
 log = logging.getLogger(__name__)
@@ -120,15 +122,6 @@ _ENTRY_ORDER = {
     "page": 4,
     "staff_text": 5,
 }
-_OPEN = (TaskStatus.OPEN, TaskStatus.CLAIMED)
-
-
-class NotFound(Exception):
-    """No such record, or one of another practice: answered 404 either way."""
-
-
-class NotAllowed(Exception):
-    """The user may see this but not do that (a front-desk user taking a page)."""
 
 
 # --- small helpers ---------------------------------------------------------------------
@@ -617,7 +610,9 @@ def view_episode(
     timeline.sort(key=lambda e: (e.at, _ENTRY_ORDER.get(e.kind, 9)))
 
     active_pages = [p.code for p in pages if p.status is PageStatus.ACTIVE]
-    open_tasks = sorted((t for t in tasks if t.status in _OPEN), key=lambda t: (t.due_at, t.id))
+    open_tasks = sorted(
+        (t for t in tasks if t.status in TASK_UNDONE), key=lambda t: (t.due_at, t.id)
+    )
     answered = episode.id in conversation.answered(session, {episode.id})
     opted_out_at = session.scalar(
         select(OptOut.opted_out_at).where(
@@ -647,7 +642,7 @@ def view_episode(
         opened_at=clock.local(episode.opened_at),
         call_count=episode.call_count,
         timeline=timeline,
-        open_tasks=[t.id for t in tasks if t.status in _OPEN],
+        open_tasks=[t.id for t in tasks if t.status in TASK_UNDONE],
         active_pages=active_pages,
         can_mark_booked=_bookable(episode, bool(active_pages)),
         booking_clicked_at=clock.maybe(episode.booking_clicked_at),

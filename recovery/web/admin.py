@@ -7,8 +7,6 @@ redirect. Who may do what, and the audit rows, live in the service.
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -22,7 +20,7 @@ from recovery.services.auth import Viewer
 from recovery.services.staff import practices_for
 from recovery.services.texts import queue_text
 from recovery.web import runtime_of
-from recovery.web.auth import login_required, protect, viewer
+from recovery.web.auth import login_required, protect, refuse, viewer
 
 bp = Blueprint("admin", __name__)
 protect(bp)
@@ -38,12 +36,6 @@ ROLE_LABELS = {
 @bp.app_template_global()
 def may_administer(signed_in: Viewer | None) -> bool:
     return signed_in is not None and admin.may_administer(signed_in)
-
-
-def _refuse(exc: Exception) -> NoReturn:
-    if isinstance(exc, admin.NotAllowed):
-        abort(403, description=str(exc))
-    abort(404)
 
 
 def _practice(session: Session, slug: str | None) -> Practice:
@@ -69,7 +61,7 @@ def _users_page(slug: str | None, **extra: object) -> str | tuple[str, int]:
             choices = practices_for(session, viewer()) if viewer().is_admin else []
             ref = (practice.slug, practice.name)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     status = extra.pop("status", 200)
     assert isinstance(status, int)
     return (
@@ -139,7 +131,7 @@ def invite() -> str | tuple[str, int] | Response:
     except admin.Invalid as exc:
         return _users_page(slug, error=str(exc), status=400)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     if text_id is not None:
         runtime.dispatcher.send_text(text_id)  # after the commit; the sweeper backs it up
     return _users_page(slug, invitation=invitation, link=link, texted=phone)
@@ -160,7 +152,7 @@ def change_role(user_id: int) -> Response:
         flash(str(exc), "warn")
         return redirect(request.referrer or url_for("admin.users"))
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     if result.changed:
         flash(f"{name} is now {ROLE_LABELS[role].lower()}.", "ok")
     else:
@@ -180,7 +172,7 @@ def set_active(user_id: int) -> Response:
         flash(str(exc), "warn")
         return redirect(request.referrer or url_for("admin.users"))
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     if not result.changed:
         flash(f"{name} was already {'active' if active else 'deactivated'}.", "warn")
     elif active:
@@ -200,7 +192,7 @@ def new_link(user_id: int) -> str | tuple[str, int]:
             user = session.get(User, user_id)
             slug = _slug_of(session, user.practice_id if user else None)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     link = runtime.settings.public_base_url + url_for("admin.set_password", token=invitation.token)
     return _users_page(slug, invitation=invitation, link=link, texted=None)
 
@@ -257,7 +249,7 @@ def _roster_page(slug: str | None, error: str | None = None, status: int = 200) 
             view = admin.roster(session, viewer(), practice)
             choices = practices_for(session, viewer()) if viewer().is_admin else []
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     return (
         render_template(
             "admin_roster.html",
@@ -309,7 +301,7 @@ def save_roster() -> tuple[str, int] | Response:
     except admin.Invalid as exc:
         return _roster_page(slug, error=str(exc), status=400)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     if result.changed:
         flash("Roster saved. The next urgent page follows this order.", "ok")
     else:
@@ -328,7 +320,7 @@ def _replies_page(slug: str | None, error: str | None = None, status: int = 200)
             choices = practices_for(session, viewer()) if viewer().is_admin else []
             ref = (practice.slug, practice.name)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     return (
         render_template(
             "admin_replies.html",
@@ -370,7 +362,7 @@ def add_reply() -> tuple[str, int] | Response:
     except admin.Invalid as exc:
         return _replies_page(slug, error=str(exc), status=400)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     flash("Saved reply added.", "ok")
     return redirect(_here(slug or "", "admin.replies"))
 
@@ -384,6 +376,6 @@ def remove_reply(reply_id: int) -> Response:
             row = session.get(SavedReply, reply_id)
             slug = _slug_of(session, row.practice_id if row else None)
     except (admin.NotFound, admin.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     flash("Saved reply removed.", "ok")
     return redirect(_here(slug, "admin.replies"))

@@ -16,7 +16,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import (
@@ -50,6 +50,7 @@ from recovery.services.auth import (
     record_sign_in,
     sign_out_everywhere,
 )
+from recovery.services.errors import NotAllowed
 from recovery.web import drafts, runtime_of
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,14 @@ def home_path(signed_in: Viewer) -> str:
 
 def _onward(next_path: str, signed_in: Viewer) -> str:
     return home_path(signed_in) if next_path == DEFAULT_NEXT else next_path
+
+
+def refuse(exc: Exception) -> NoReturn:
+    """A service's refusal as the answer: 403 with its reason when the user may see the
+    thing but not do this; 404 otherwise, so another practice's records look absent."""
+    if isinstance(exc, NotAllowed):
+        abort(403, description=str(exc))
+    abort(404)
 
 
 def login_required(view: F) -> F:

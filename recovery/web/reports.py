@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -36,7 +36,7 @@ from recovery.services.auth import Viewer
 from recovery.services.reports import Figures, Report
 from recovery.services.staff import INTENT_LABELS
 from recovery.web import charts, runtime_of
-from recovery.web.auth import login_required, protect, viewer
+from recovery.web.auth import login_required, protect, refuse, viewer
 
 bp = Blueprint("reports", __name__)
 protect(bp)
@@ -369,12 +369,6 @@ def span_label(days: DateRange, *, year: bool = True) -> str:
 # --- views -----------------------------------------------------------------------------
 
 
-def _refuse(exc: Exception) -> NoReturn:
-    if isinstance(exc, reports.NotAllowed):
-        abort(403, description=str(exc))
-    abort(404)
-
-
 @bp.get("/reports")
 @login_required
 def report() -> Any:
@@ -394,7 +388,7 @@ def report() -> Any:
                 period = parse_period(None, None, None, today)
             built = reports.report_for_viewer(session, signed_in, scope, period, now=now)
     except (reports.NotFound, reports.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     links = Links(built, signed_in)
     body = render_template(
         "reports.html",
@@ -442,7 +436,7 @@ def episodes() -> Any:
                 session, signed_in, scope, wanted, page=_page_number(args.get("page")), now=now
             )
     except (reports.NotFound, reports.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     practice_arg = scope.slug if signed_in.is_admin else None
     filters: dict[str, Any] = {
         **wanted.as_args(),
@@ -509,7 +503,7 @@ def export() -> Response:
             )
             practice_ids = [p.id for p in scope.practices]
     except (reports.NotFound, reports.NotAllowed) as exc:
-        _refuse(exc)
+        refuse(exc)
     except (BadRange, episode_list.BadFilter) as exc:
         abort(400, description=str(exc))
     name = f"recovery-{scope.slug}-{wanted.days.start}-to-{wanted.days.end}.csv"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -18,7 +18,7 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MAX_STAFF_REPLY
 from recovery.services import conversation, queue, staff
 from recovery.web import runtime_of
-from recovery.web.auth import login_required, protect, safe_next, viewer
+from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
 from recovery.web.live import allow_own_scripts
 
 log = logging.getLogger(__name__)
@@ -71,12 +71,6 @@ def span(delta: timedelta) -> str:
 # --- views -----------------------------------------------------------------------------
 
 
-def _not_found_or_forbidden(exc: Exception) -> NoReturn:
-    if isinstance(exc, staff.NotAllowed):
-        abort(403, description=str(exc))
-    abort(404)
-
-
 @bp.get("/")
 @login_required
 def home() -> Response:
@@ -92,7 +86,7 @@ def page(code: str) -> str:
         with session_scope(runtime.sessions) as session:
             view = staff.view_page(session, runtime.cipher, viewer(), code, now=now)
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     return render_template("page.html", page=view, now=now)
 
 
@@ -104,7 +98,7 @@ def take_page(code: str) -> Response:
         with session_scope(runtime.sessions) as session:
             result = staff.take_page(session, runtime.templates, viewer(), code, now=utcnow())
     except (staff.NotFound, staff.NotAllowed) as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if result.taken:
         flash("You have this page. Nobody else will be paged for it.", "ok")
     else:
@@ -128,7 +122,7 @@ def _board(now: datetime) -> queue.TaskBoard:
                 practice_slug=request.args.get("practice"),
             )
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
 
 
 @bp.get("/tasks")
@@ -163,7 +157,7 @@ def tasks_live() -> Any:
                     session, viewer(), now=now, practice_slug=request.args.get("practice")
                 )
         except staff.NotFound as exc:
-            _not_found_or_forbidden(exc)
+            refuse(exc)
         if version == known:
             return Response(status=204)
     board = _board(now)
@@ -186,7 +180,7 @@ def next_task() -> Response:
                 practice_slug=request.form.get("practice"),
             )
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if result is None:
         flash("Nothing is waiting: every task is claimed or done.", "ok")
         return redirect(safe_next(request.form.get("next")))
@@ -201,7 +195,7 @@ def claim_task(task_id: int) -> Response:
         with session_scope(runtime_of(current_app).sessions) as session:
             result = queue.claim(session, viewer(), task_id, now=utcnow())
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if result.changed:
         flash("Task claimed: it is yours.", "ok")
     elif result.status == "done":
@@ -218,7 +212,7 @@ def unclaim_task(task_id: int) -> Response:
         with session_scope(runtime_of(current_app).sessions) as session:
             result = queue.unclaim(session, viewer(), task_id, now=utcnow())
     except (staff.NotFound, staff.NotAllowed) as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if result.changed:
         flash("Task given back to the queue.", "ok")
     else:
@@ -237,7 +231,7 @@ def reassign_task(task_id: int) -> Response:
                 session, viewer(), task_id, now=utcnow(), to_queue=to_queue, to_user=to_user
             )
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     flash("Task handed over." if result.changed else "Nothing changed.", "ok")
     return redirect(safe_next(request.form.get("next")))
 
@@ -256,7 +250,7 @@ def complete_task(task_id: int) -> Response:
                 now=utcnow(),
             )
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if result.unreached:
         flash(
             "Task completed. Nobody has answered the patient, so this call is not counted "
@@ -283,7 +277,7 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
         with session_scope(runtime.sessions) as session:
             view = staff.view_episode(session, runtime.cipher, viewer(), episode_id, now=now)
     except staff.NotFound as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     page = render_template(
         "episode.html",
         episode=view,
@@ -336,7 +330,7 @@ def mark_booked(episode_id: int) -> Response:
         with session_scope(runtime_of(current_app).sessions) as session:
             booked = staff.mark_booked(session, viewer(), episode_id, now=utcnow())
     except (staff.NotFound, staff.NotAllowed) as exc:
-        _not_found_or_forbidden(exc)
+        refuse(exc)
     if booked:
         flash("Marked booked.", "ok")
     else:
