@@ -26,7 +26,7 @@ def psycopg_url(url: str) -> str:
 def sqlalchemy_url(url: str, database: str) -> str:
     rendered = (
         make_url(url)
-        .set(drivername="postgresql+psycopg", database=database)
+        .set(drivername="postgresql+psycopg2", database=database)
         .render_as_string(hide_password=False)
     )
     return str(rendered)

@@ -434,13 +434,11 @@ def run(port: int | None) -> None:
     supervisor.add(
         "worker",
         # Threads, not processes: a worker mostly waits on the SMS provider.
-        f"{bin_dir}/celery -A workers.celery_app worker --loglevel INFO "
+        f"{bin_dir}/celery -A workers.entry worker --loglevel INFO "
         "--pool threads --concurrency 4 --queues celery,periodic",
         env=env,
     )
-    supervisor.add(
-        "beat", f"{bin_dir}/celery -A workers.celery_app beat --loglevel WARNING", env=env
-    )
+    supervisor.add("beat", f"{bin_dir}/celery -A workers.entry beat --loglevel WARNING", env=env)
     click.echo(f"Recovery is starting on http://127.0.0.1:{port} (Ctrl-C stops it).")
     if settings.sms_provider == "console":
         click.echo(f"Try it in a browser:  {public_base_url}/simulator")

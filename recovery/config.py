@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_VAR_DIR = Path("var")
 # templates/ sits beside recovery/ (the package is installed editable, from the checkout).
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     # on every webhook); an edited practices file reaches running web processes this late.
     practice_cache_s: float = Field(default=30.0, alias="RECOVERY_PRACTICE_CACHE_S")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Tests of the whole stack only: a file holding seconds added to every process's clock.
+    test_clock_file: Path | None = Field(default=None, alias="RECOVERY_TEST_CLOCK_FILE")
 
     # Staff sessions: signed out after this long without a request (a screen left open at
     # the front desk), and in any case this long after signing in.
@@ -86,12 +89,17 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
-            # Heroku-style URLs say postgres://; SQLAlchemy wants a driver name.
-            url = self.database_url
-            for prefix in ("postgres://", "postgresql://"):
-                if url.startswith(prefix):
-                    return "postgresql+psycopg://" + url[len(prefix) :]
-            return url
+            url = make_url(
+                # Heroku-style URLs say postgres://, a name SQLAlchemy no longer accepts.
+                "postgresql://" + self.database_url[len("postgres://") :]
+                if self.database_url.startswith("postgres://")
+                else self.database_url
+            )
+            if url.drivername == "postgresql":
+                # psycopg2 is the driver we ship (psycopg2-binary); SQLAlchemy 2.1 made
+                # psycopg 3 the default for a URL that names none.
+                url = url.set(drivername="postgresql+psycopg2")
+            return url.render_as_string(hide_password=False)
         return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
 
     @property

@@ -7,7 +7,6 @@ module without a Flask app in sight.
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -38,15 +37,22 @@ NAMING_CONVENTION = {
 
 # Tests of the whole stack drive time across processes (a Friday-evening reply, an
 # unacknowledged page five minutes later) through a file holding an offset in seconds,
-# read at every call. Only set where tests run; production never reads it.
-_CLOCK_FILE = os.environ.get("RECOVERY_TEST_CLOCK_FILE")
+# read at every call. Each process's edge (the web app, the worker, the CLI) installs it
+# from Settings (`use_clock_offset_file`); production never sets it, and nothing reads the
+# environment here.
+_clock_offset_file: Path | None = None
+
+
+def use_clock_offset_file(path: Path | None) -> None:
+    global _clock_offset_file
+    _clock_offset_file = path
 
 
 def utcnow() -> datetime:
     now = datetime.now(UTC)
-    if _CLOCK_FILE:
+    if _clock_offset_file is not None:
         with suppress(FileNotFoundError, ValueError):
-            now += timedelta(seconds=float(Path(_CLOCK_FILE).read_text() or 0))
+            now += timedelta(seconds=float(_clock_offset_file.read_text() or 0))
     return now
 
 

@@ -1,7 +1,9 @@
-"""The Celery app. `celery -A workers.celery_app worker` and `... beat` find `app` here.
+"""The Celery app, built from the Settings it is given: `make_celery(settings)`.
 
-Celery's command line needs a module-level app; it is built from the environment's
-Settings, and `make_celery(settings)` builds others (tests, the web's publisher).
+Importing this module builds nothing; the worker's and beat's entry point
+(`workers.entry`) builds the app from the environment, the web builds its publisher, and
+tests build their own. The tasks (workers.tasks) are shared tasks: they belong to whichever
+app is current.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def make_celery(settings: Settings) -> Celery:
         config["broker_transport_options"] = {"socket_connect_timeout": 2, "socket_timeout": 5}
     celery.conf.update(config)
     celery.conf["recovery_settings"] = settings
+    # dispatch_uid: one connection however many apps a process builds (tests build many).
+    after_setup_logger.connect(_mask_handlers, dispatch_uid="recovery-mask-phones")
+    after_setup_task_logger.connect(_mask_handlers, dispatch_uid="recovery-mask-phones-task")
     return celery
 
 
@@ -107,9 +112,3 @@ def _mask_handlers(logger: logging.Logger, **_: Any) -> None:
     for name in ("celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     quiet_chatty_loggers()
-
-
-after_setup_logger.connect(_mask_handlers)
-after_setup_task_logger.connect(_mask_handlers)
-
-app = make_celery(Settings())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 
-from celery import Task
+from celery import Task, shared_task
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.config import TEMPLATES_DIR, Settings
@@ -19,7 +19,6 @@ from recovery.services.leases import LeaseKeeper
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
-from workers.celery_app import app
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ class RecoveryTask(Task):
         )
 
 
-@app.task(name="recovery.send_text", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.send_text", base=RecoveryTask, bind=True)
 def send_text(self: RecoveryTask, message_id: int) -> str:
     res = self.resources
     result = outreach.deliver(
@@ -87,7 +86,7 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
     return result.status
 
 
-@app.task(name="recovery.sweep", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.sweep", base=RecoveryTask, bind=True)
 def sweep(self: RecoveryTask) -> int:
     res = self.resources
     settings = res.settings
@@ -110,7 +109,7 @@ def _dispatch(message_ids: list[int]) -> None:
         send_text.delay(message_id)
 
 
-@app.task(name="recovery.handle_reply", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.handle_reply", base=RecoveryTask, bind=True)
 def handle_reply(self: RecoveryTask, message_id: int) -> str:
     res = self.resources
     with session_scope(res.sessions) as session:
@@ -126,7 +125,7 @@ def handle_reply(self: RecoveryTask, message_id: int) -> str:
     return result.intent
 
 
-@app.task(name="recovery.escalate_pages", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.escalate_pages", base=RecoveryTask, bind=True)
 def escalate_pages(self: RecoveryTask) -> int:
     res = self.resources
     with session_scope(res.sessions) as session:
@@ -137,7 +136,7 @@ def escalate_pages(self: RecoveryTask) -> int:
     return len(queued)
 
 
-@app.task(name="recovery.page_overdue_tasks", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.page_overdue_tasks", base=RecoveryTask, bind=True)
 def page_overdue_tasks(self: RecoveryTask) -> int:
     res = self.resources
     with session_scope(res.sessions) as session:
@@ -148,7 +147,7 @@ def page_overdue_tasks(self: RecoveryTask) -> int:
     return len(queued)
 
 
-@app.task(name="recovery.follow_up", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.follow_up", base=RecoveryTask, bind=True)
 def follow_up(self: RecoveryTask) -> int:
     """Close episodes whose reply window passed, and send the one allowed nudge."""
     res = self.resources
@@ -166,7 +165,7 @@ def follow_up(self: RecoveryTask) -> int:
 BREACH_HOOKS: tuple[sla.BreachHook, ...] = ()
 
 
-@app.task(name="recovery.sla_sweep", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.sla_sweep", base=RecoveryTask, bind=True)
 def sla_sweep(self: RecoveryTask) -> int:
     res = self.resources
     with session_scope(res.sessions) as session:

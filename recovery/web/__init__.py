@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
-from recovery.db import make_engine, make_session_factory, session_scope
+from recovery.db import make_engine, make_session_factory, session_scope, use_clock_offset_file
 from recovery.domain.templates import SmsTemplates
 from recovery.log import configure_logging
 from recovery.schemas.practices import read_practices
@@ -49,6 +49,7 @@ def create_app(
 ) -> Flask:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    use_clock_offset_file(settings.test_clock_file)
     app = Flask(__name__, template_folder=str(TEMPLATES_DIR))
     app.config["SECRET_KEY"] = settings.secret_key or None
     if sessions is None:

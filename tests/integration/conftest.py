@@ -56,7 +56,7 @@ def fresh_database() -> Iterator[str]:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         unavailable(f"PostgreSQL unavailable at {DATABASE_URL}: {exc}")
-    url = make_url(DATABASE_URL).set(drivername="postgresql+psycopg", database=name)
+    url = make_url(DATABASE_URL).set(drivername="postgresql+psycopg2", database=name)
     rendered = url.render_as_string(hide_password=False)
     try:
         migrate(Settings(_env_file=None, DATABASE_URL=rendered))  # type: ignore[call-arg]

@@ -50,7 +50,7 @@ class StackConfig:
     # What to serve and run: the product by default; benchmarks swap in their baselines.
     web_app: str = "recovery.web:create_app()"
     web_extra_args: list[str] = field(default_factory=list)
-    celery_app: str = "workers.celery_app"
+    celery_app: str = "workers.entry"
     worker_loglevel: str = "INFO"
     worker_pool: str = "threads"  # as the Procfile
     worker_queues: str = "celery,periodic"  # as the Procfile: texts and periodic jobs

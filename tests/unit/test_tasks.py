@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,7 +78,7 @@ def test_beat_runs_the_sweep_and_the_escalations_every_sweep_interval(
     for name in ("recovery.sweep", "recovery.escalate_pages"):
         assert by_task[name]["schedule"] == interval
         assert by_task[name]["options"]["expires"] == interval
-        assert name in tasks.app.tasks
+        assert name in celery.tasks
 
 
 def test_beat_follows_up_episodes_every_follow_up_interval(settings: Settings) -> None:
@@ -82,11 +86,11 @@ def test_beat_follows_up_episodes_every_follow_up_interval(settings: Settings) -
 
     by_task = {entry["task"]: entry for entry in celery.conf.beat_schedule.values()}
     assert by_task["recovery.follow_up"]["schedule"] == 30.0
-    assert "recovery.follow_up" in tasks.app.tasks
+    assert "recovery.follow_up" in celery.tasks
 
 
 def test_tasks_are_acknowledged_late_and_the_settings_travel_with_the_app(
-    settings: Settings,
+    settings: Settings, celery: Celery
 ) -> None:
     celery = make_celery(settings)
 
@@ -113,10 +117,18 @@ class Queued:
 
 
 @pytest.fixture
+def celery(settings: Settings) -> Iterator[Celery]:
+    """A Celery app of this test's own, current while it runs (the shared tasks' `delay`
+    goes to the current app)."""
+    app = make_celery(settings)
+    app.set_current()
+    yield app
+    app.close()
+
+
+@pytest.fixture
 def resources(
-    settings: Settings,
-    sessions: sessionmaker[Session],
-    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings, sessions: sessionmaker[Session], celery: Celery
 ) -> Iterator[tasks.Resources]:
     res = tasks.Resources(
         settings,
@@ -126,7 +138,7 @@ def resources(
         PhiCipher("unit-test-secret-key"),
         LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
     )
-    # The real task objects, with hand-built resources instead of the lazily built ones.
+    # This app's real task objects, with hand-built resources instead of the lazily built.
     for name in (
         "recovery.send_text",
         "recovery.sweep",
@@ -134,7 +146,7 @@ def resources(
         "recovery.escalate_pages",
         "recovery.follow_up",
     ):
-        monkeypatch.setitem(tasks.app.tasks[name].__dict__, "resources", res)
+        celery.tasks[name].__dict__["resources"] = res
     yield res
 
 
@@ -154,10 +166,13 @@ def status(sessions: sessionmaker[Session], message_id: int) -> MessageStatus:
 
 
 def test_send_text_task_sends_a_pending_first_text(
-    resources: tasks.Resources, sessions: sessionmaker[Session], templates: SmsTemplates
+    resources: tasks.Resources,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    celery: Celery,
 ) -> None:
     message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
-    task = tasks.app.tasks["recovery.send_text"]
+    task = celery.tasks["recovery.send_text"]
 
     assert task.run(message_id) == "accepted"
     assert task.run(message_id) == "not_claimed"
@@ -169,11 +184,14 @@ def test_send_text_task_sends_a_pending_first_text(
 
 
 def test_send_text_task_runs_eagerly_through_celery(
-    resources: tasks.Resources, sessions: sessionmaker[Session], templates: SmsTemplates
+    resources: tasks.Resources,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    celery: Celery,
 ) -> None:
     message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
 
-    result = tasks.app.tasks["recovery.send_text"].apply(args=[message_id])
+    result = celery.tasks["recovery.send_text"].apply(args=[message_id])
 
     assert result.get() == "accepted"
     assert status(sessions, message_id) is MessageStatus.ACCEPTED
@@ -193,25 +211,26 @@ def test_sweep_queues_texts_past_their_grace_and_leaves_fresh_ones(
     sessions: sessionmaker[Session],
     templates: SmsTemplates,
     monkeypatch: pytest.MonkeyPatch,
+    celery: Celery,
 ) -> None:
     lost = queue_text(sessions, templates, "+15125550198", age_s=30)
     queue_text(sessions, templates, "+15125550197", age_s=0)
     queued = Queued()
     monkeypatch.setattr(tasks, "send_text", queued)
 
-    assert tasks.app.tasks["recovery.sweep"].run() == 1
+    assert celery.tasks["recovery.sweep"].run() == 1
 
     assert queued.ids == [lost]
     assert status(sessions, lost) is MessageStatus.PENDING  # the queued task sends it
 
 
 def test_sweep_with_nothing_due_queues_nothing(
-    resources: tasks.Resources, monkeypatch: pytest.MonkeyPatch
+    resources: tasks.Resources, monkeypatch: pytest.MonkeyPatch, celery: Celery
 ) -> None:
     queued = Queued()
     monkeypatch.setattr(tasks, "send_text", queued)
 
-    assert tasks.app.tasks["recovery.sweep"].run() == 0
+    assert celery.tasks["recovery.sweep"].run() == 0
     assert queued.ids == []
 
 
@@ -265,3 +284,41 @@ def test_periodic_jobs_have_their_own_queue_so_texts_cannot_starve_them(
     for name in ("recovery.sweep", "recovery.escalate_pages", "recovery.follow_up"):
         assert routes[name] == {"queue": "periodic"}
     assert "recovery.send_text" not in routes
+
+
+# --- nothing at import -----------------------------------------------------------------
+
+
+def test_importing_the_product_builds_no_app_and_makes_no_folder(tmp_path: Path) -> None:
+    """The web, the tasks and the Celery module import without reading settings or
+    touching the disk: only an edge (workers.entry, create_app, the CLI) does that."""
+    script = (
+        "import celery, workers.celery_app, workers.tasks, workers.dispatch, recovery.web, "
+        "recovery.db, recovery.cli\n"
+        "assert not hasattr(workers.celery_app, 'app')\n"
+        "assert celery.current_app.main != 'recovery', celery.current_app.main\n"
+    )
+    env = {**os.environ, "RECOVERY_VAR_DIR": str(tmp_path / "var")}
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_entry_point_builds_the_app_from_the_environment(tmp_path: Path) -> None:
+    script = (
+        "from workers.entry import app\n"
+        "app.loader.import_default_modules()  # as the worker does at start\n"
+        "print(app.conf['recovery_settings'].var_dir, app.conf.broker_url, "
+        "sorted(n for n in app.tasks if n.startswith('recovery.'))[:2])\n"
+    )
+    env = {**os.environ, "RECOVERY_VAR_DIR": str(tmp_path / "var")}
+    env.pop("REDIS_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True
+    ).stdout.decode()
+
+    assert out.split()[0] == str(tmp_path / "var")
+    assert "filesystem://" in out
+    assert "recovery.escalate_pages" in out  # the shared tasks joined this app
+    assert (tmp_path / "var" / "broker" / "queue").is_dir()
