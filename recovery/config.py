@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # the front desk), and in any case this long after signing in.
     session_idle_s: int = Field(default=15 * 60, alias="RECOVERY_SESSION_IDLE_S")
     session_max_s: int = Field(default=12 * 3600, alias="RECOVERY_SESSION_MAX_S")
+    # How long after Complete or Mark booked its Undo button works (0: no undo).
+    undo_window_s: float = Field(default=300.0, ge=0, alias="RECOVERY_UNDO_WINDOW_S")
     # Failed sign-ins allowed per account and per client address (limits' syntax).
     signin_limit_account: str = Field(default="10/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ACCOUNT")
     signin_limit_address: str = Field(default="50/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ADDRESS")

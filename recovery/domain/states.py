@@ -70,14 +70,16 @@ MESSAGE_ALLOWED: Mapping[MessageStatus, frozenset[MessageStatus]] = {
 class TaskStatus(enum.Enum):
     OPEN = "open"  # waiting for someone to take it
     CLAIMED = "claimed"  # a staff member is on it
-    DONE = "done"  # final: completed, and the episode resolved if it was its last work
+    DONE = "done"  # completed, and the episode resolved if it was its last work
 
 
 TASK_ALLOWED: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.OPEN: frozenset({TaskStatus.CLAIMED, TaskStatus.DONE}),
     # Unclaim gives a claimed task back to the queue (queue.unclaim).
     TaskStatus.CLAIMED: frozenset({TaskStatus.DONE, TaskStatus.OPEN}),
-    TaskStatus.DONE: frozenset(),
+    # Only Undo (services/undo.py), minutes after a mis-click on Complete, and only by the
+    # person who clicked: the task goes back to the state it was completed from.
+    TaskStatus.DONE: frozenset({TaskStatus.OPEN, TaskStatus.CLAIMED}),
 }
 
 # Work still to do: what the queue lists, what an SLA can breach, what a patient's reply marks.
@@ -97,12 +99,14 @@ PAGE_ALLOWED: Mapping[PageStatus, frozenset[PageStatus]] = {
 
 class EpisodeStatus(enum.Enum):
     OPEN = "open"  # waiting on the patient or on staff
-    CLOSED = "closed"  # final: has its one outcome; a later call opens a new episode
+    CLOSED = "closed"  # has its one outcome; a later call opens a new episode
 
 
 EPISODE_ALLOWED: Mapping[EpisodeStatus, frozenset[EpisodeStatus]] = {
     EpisodeStatus.OPEN: frozenset({EpisodeStatus.CLOSED}),
-    EpisodeStatus.CLOSED: frozenset(),
+    # Only Undo (services/undo.py) of the staff action that closed it (Complete of its last
+    # task, Mark booked), within minutes: a sweep or a patient never reopens an episode.
+    EpisodeStatus.CLOSED: frozenset({EpisodeStatus.OPEN}),
 }
 
 

@@ -10,6 +10,7 @@ from recovery.models.page import Page, PageStatus
 from recovery.models.practice import Practice, PracticeNumber
 from recovery.models.task import Task, TaskQueue, TaskStatus
 from recovery.models.token import ApiToken
+from recovery.models.undo import UndoableAction, UndoKind
 from recovery.models.user import Role, User
 
 __all__ = [
@@ -35,5 +36,7 @@ __all__ = [
     "Task",
     "TaskQueue",
     "TaskStatus",
+    "UndoKind",
+    "UndoableAction",
     "User",
 ]

@@ -29,8 +29,10 @@ class AuditAction(enum.Enum):
     UNCLAIM_TASK = "unclaim_task"  # back to the queue, unclaimed
     REASSIGN_TASK = "reassign_task"  # to another queue or person; detail says which
     COMPLETE_TASK = "complete_task"
+    UNDO_COMPLETE_TASK = "undo_complete_task"  # within the undo window, by who completed it
     VIEW_EPISODE = "view_episode"  # the timeline: the patient's number and words
     MARK_BOOKED = "mark_booked"
+    UNDO_MARK_BOOKED = "undo_mark_booked"
     STAFF_REPLY = "staff_reply"  # a text to the patient from the conversation page
     VIEW_USERS = "view_users"
     INVITE_USER = "invite_user"  # detail: the new user's id and role

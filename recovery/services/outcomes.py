@@ -289,7 +289,8 @@ def claim_task(session: Session, task_id: int, *, by: str, now: datetime) -> Cha
     task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:
         return None
-    if not may_move(task.status, TaskStatus.CLAIMED):
+    # Only an open task is claimed: a done one may move back, but only through Undo.
+    if task.status is not TaskStatus.OPEN:
         return Changed(task, False)
     task.status = move(task.status, TaskStatus.CLAIMED)
     task.claimed_by = fit_name(by)

@@ -36,10 +36,11 @@ from recovery.models import (
     Task,
     TaskQueue,
     TaskStatus,
+    UndoKind,
     User,
 )
 from recovery.models.user import fit_name
-from recovery.services import conversation, outcomes
+from recovery.services import conversation, outcomes, undo
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
 from recovery.services.errors import NotAllowed, NotFound
@@ -108,6 +109,12 @@ class TaskBoard:
     people: list[tuple[int, str]] = field(default_factory=list)  # who a task can go to
     practices: list[PracticeRef] = field(default_factory=list)  # an admin's choice
     version: str = ""
+    # The viewer's own Completes they can still take back, newest first (task id -> offer).
+    undoable: dict[int, undo.UndoOffer] = field(default_factory=dict)
+
+    @property
+    def last_undo(self) -> undo.UndoOffer | None:
+        return next(iter(self.undoable.values()), None)
 
     @property
     def open_total(self) -> int:
@@ -186,6 +193,7 @@ def task_board(
     now: datetime,
     filters: Filters = Filters(),
     practice_slug: str | None = None,
+    undo_window: timedelta = undo.UNDO_WINDOW,
 ) -> TaskBoard:
     practice, choices = _chosen_practice(session, viewer, practice_slug)
     clock = Clock.of(practice, now)
@@ -272,6 +280,18 @@ def task_board(
         people=people,
         practices=choices if viewer.is_admin else [],
         version=board_version(session, viewer, now=now, practice_slug=practice.slug),
+        undoable={
+            offer.task_id: offer
+            for offer in undo.offers(
+                session,
+                viewer,
+                practice_id=practice.id,
+                now=now,
+                window=undo_window,
+                zone=clock.zone,
+            )
+            if offer.kind is UndoKind.COMPLETE_TASK and offer.task_id is not None
+        },
     )
 
 
@@ -459,7 +479,13 @@ def complete(
     to the patient and without `called` (the viewer says they phoned), the patient never
     heard from a person, and the episode is not counted resolved. Billing and refill tasks
     are the call itself: completing one says the patient was reached."""
-    found = _find_task(session, viewer, task_id)
+    _find_task(session, viewer, task_id)
+    # Locked before they are read for Undo, task then episode (complete_task's order).
+    found = session.get(Task, task_id, with_for_update=True, populate_existing=True)
+    assert found is not None
+    episode = session.get(Episode, found.episode_id, with_for_update=True, populate_existing=True)
+    assert episode is not None  # a foreign key
+    before = undo.Snapshot.of(episode, found)
     reached = (
         found.reason is not TaskReason.UNCLEAR
         or called
@@ -480,5 +506,8 @@ def complete(
             task,
             now,
             ("; with a note" if note else "") + ("" if reached else "; patient not reached"),
+        )
+        undo.remember(
+            session, viewer, UndoKind.COMPLETE_TASK, before, episode=episode, task=task, now=now
         )
     return _result(task, result.changed, unreached=result.changed and not reached)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -41,9 +41,10 @@ from recovery.models import (
     Task,
     TaskQueue,
     TaskStatus,
+    UndoKind,
     User,
 )
-from recovery.services import conversation, outcomes, paging
+from recovery.services import conversation, outcomes, paging, undo
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
 from recovery.services.errors import NotAllowed, NotFound
@@ -455,6 +456,8 @@ class EpisodeView:
     tasks: list[TaskRow] = field(default_factory=list)  # the open ones, soonest due first
     reply_from: str = ""  # the practice line a reply goes from, as staff read it
     saved_replies: list[conversation.SavedChoice] = field(default_factory=list)
+    # The viewer's last Complete or Mark booked here that they can still take back.
+    undo_offer: undo.UndoOffer | None = None
 
     @property
     def reply_blocked(self) -> str | None:
@@ -484,7 +487,13 @@ def _bookable(episode: Episode, has_active_page: bool) -> bool:
 
 
 def view_episode(
-    session: Session, cipher: PhiCipher, viewer: Viewer, episode_id: int, *, now: datetime
+    session: Session,
+    cipher: PhiCipher,
+    viewer: Viewer,
+    episode_id: int,
+    *,
+    now: datetime,
+    undo_window: timedelta = undo.UNDO_WINDOW,
 ) -> EpisodeView:
     episode = session.get(Episode, episode_id)
     if episode is None:
@@ -651,6 +660,20 @@ def view_episode(
         tasks=[task_row(t, episode.caller, clock, viewer, answered=answered) for t in open_tasks],
         reply_from=display_phone(line_called(session, practice, episode)),
         saved_replies=conversation.saved_choices(session, practice, episode),
+        undo_offer=next(
+            iter(
+                undo.offers(
+                    session,
+                    viewer,
+                    practice_id=practice.id,
+                    now=now,
+                    window=undo_window,
+                    zone=clock.zone,
+                    episode_id=episode.id,
+                )
+            ),
+            None,
+        ),
     )
 
 
@@ -665,6 +688,9 @@ def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datet
     if episode is None:
         raise NotFound
     practice_of(session, viewer, episode.practice_id)
+    # Locked before it is read for Undo; the booking webhook locks it the same way.
+    session.get(Episode, episode_id, with_for_update=True, populate_existing=True)
+    before = undo.Snapshot.of(episode)
     active_page = session.scalars(
         select(Page.id).where(Page.episode_id == episode.id, Page.status == PageStatus.ACTIVE)
     ).first()
@@ -686,4 +712,5 @@ def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datet
             episode_id=episode.id,
             detail=f"episode {episode.id}",
         )
+        undo.remember(session, viewer, UndoKind.MARK_BOOKED, before, episode=episode, now=now)
     return booked

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MAX_STAFF_REPLY
-from recovery.services import conversation, queue, staff
+from recovery.services import conversation, queue, staff, undo
 from recovery.web import runtime_of
 from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
 from recovery.web.live import allow_own_scripts
@@ -111,6 +111,10 @@ def _filters() -> queue.Filters:
     return queue.Filters.parse(args.get("queue"), args.get("mine"), args.get("overdue"))
 
 
+def _undo_window() -> timedelta:
+    return timedelta(seconds=runtime_of(current_app).settings.undo_window_s)
+
+
 def _board(now: datetime) -> queue.TaskBoard:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
@@ -120,6 +124,7 @@ def _board(now: datetime) -> queue.TaskBoard:
                 now=now,
                 filters=_filters(),
                 practice_slug=request.args.get("practice"),
+                undo_window=_undo_window(),
             )
     except staff.NotFound as exc:
         refuse(exc)
@@ -264,6 +269,36 @@ def complete_task(task_id: int) -> Response:
     return redirect(safe_next(request.form.get("next")))
 
 
+UNDONE = {
+    undo.UndoKind.COMPLETE_TASK: "Undone: the task is back on the queue as it was.",
+    undo.UndoKind.MARK_BOOKED: "Undone: the call is no longer marked booked.",
+}
+UNDO_REFUSED = {
+    undo.UndoRefusal.TOO_LATE: "Too late to undo: that was more than {minutes} ago.",
+    undo.UndoRefusal.ALREADY_UNDONE: "That was undone already.",
+    undo.UndoRefusal.CHANGED_SINCE: "It cannot be undone: the task or the call has changed "
+    "since (completed again, booked, or ended another way).",
+}
+
+
+@bp.post("/undo/<int:action_id>")
+@login_required
+def undo_action(action_id: int) -> Response:
+    """Undo of Complete or Mark booked, by who did it, within the undo window."""
+    window = _undo_window()
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            result = undo.undo(session, viewer(), action_id, now=utcnow(), window=window)
+    except staff.NotFound as exc:
+        refuse(exc)
+    if result.undone:
+        flash(UNDONE[result.kind], "ok")
+    else:
+        assert result.refused is not None
+        flash(UNDO_REFUSED[result.refused].format(minutes=span(window)), "warn")
+    return redirect(safe_next(request.form.get("next")))
+
+
 @bp.get("/episodes/<int:episode_id>")
 @login_required
 def episode(episode_id: int) -> str:
@@ -275,7 +310,14 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
     now = utcnow()
     try:
         with session_scope(runtime.sessions) as session:
-            view = staff.view_episode(session, runtime.cipher, viewer(), episode_id, now=now)
+            view = staff.view_episode(
+                session,
+                runtime.cipher,
+                viewer(),
+                episode_id,
+                now=now,
+                undo_window=_undo_window(),
+            )
     except staff.NotFound as exc:
         refuse(exc)
     page = render_template(

@@ -43,9 +43,9 @@ def test_move_returns_the_new_state_when_the_table_allows_it() -> None:
         (MessageStatus.PENDING, MessageStatus.DELIVERED),  # never skips the provider
         (MessageStatus.RECEIVED, MessageStatus.SENDING),  # an inbound text is never sent
         (MessageStatus.ROUTED, MessageStatus.RECEIVED),  # routed once
-        (TaskStatus.DONE, TaskStatus.CLAIMED),
+        (TaskStatus.DONE, TaskStatus.DONE),
         (PageStatus.ACKNOWLEDGED, PageStatus.ACTIVE),
-        (EpisodeStatus.CLOSED, EpisodeStatus.OPEN),
+        (EpisodeStatus.CLOSED, EpisodeStatus.CLOSED),
         (EpisodeStatus.OPEN, EpisodeStatus.OPEN),
     ],
 )
@@ -89,7 +89,11 @@ def test_final_states_are_the_ones_with_no_way_out() -> None:
         MessageStatus.FAILED,
         MessageStatus.SUPPRESSED,
         MessageStatus.ROUTED,
-        TaskStatus.DONE,
         PageStatus.ACKNOWLEDGED,
-        EpisodeStatus.CLOSED,
     }
+
+
+def test_only_undo_leads_out_of_done_and_closed_back_where_they_came_from() -> None:
+    # services/undo.py is the one caller of these moves; everything else checks the state.
+    assert ALLOWED[TaskStatus][TaskStatus.DONE] == {TaskStatus.OPEN, TaskStatus.CLAIMED}
+    assert ALLOWED[EpisodeStatus][EpisodeStatus.CLOSED] == {EpisodeStatus.OPEN}
