@@ -248,6 +248,12 @@ class BusinessHours:
                 result.append((start, end))
         return result
 
+    def open_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The practice's open intervals on a local calendar date, as aware UTC instants
+        (none on a holiday or a closed day). For callers that test many instants of one
+        day, such as the leak audit's million rows: is_open() rebuilds them every time."""
+        return self._intervals_on(day)
+
     def _has_any_hours(self) -> bool:
         return any(self.weekly[d] for d in range(7))
 
