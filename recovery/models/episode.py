@@ -71,5 +71,8 @@ class Episode(Base):
     # The tracked booking link /b/<token>; the booking system echoes it back as `ref`.
     booking_token: Mapped[str | None] = mapped_column(String(32), unique=True)
     booking_clicked_at: Mapped[datetime | None]
+    # The booking system's confirmation, kept even when it could not end the episode (an
+    # urgent page was still open on it: the clinician's acknowledgement ends it instead).
+    booking_confirmed_at: Mapped[datetime | None]
     outcome: Mapped[EpisodeOutcome | None] = mapped_column(enum_column(EpisodeOutcome))
     outcome_at: Mapped[datetime | None]

@@ -189,19 +189,29 @@ def confirm_booking(
     unknown one) the most recent episode of `phone` (E.164) at the practice `practice_slug`.
 
     Which bookings count:
+    * an OPEN episode with an active urgent page is left OPEN, the page too: the booking
+      is recorded (`booking_confirmed_at`) and the episode returned, still open. A booking
+      made while a clinician is being paged must not stop the paging nor hide the page;
+      the acknowledgement ends the episode (ESCALATED);
     * an OPEN episode is closed BOOKED;
     * an UNRECOVERED one becomes BOOKED: the patient booked late, but booked. By token at
       any time; by phone only until LATE_BOOKING_WINDOW after its reply deadline;
     * an episode already BOOKED is returned unchanged (the booking system retried);
     * any other outcome (RESOLVED, ESCALATED, OPTED_OUT) is kept, and None is returned:
       the episode's story ended another way, and the booking is not credited to it.
-    Returns the BOOKED episode, or None when no episode was (or already is) booked.
+    Returns the BOOKED episode (or the open one of the first rule), or None when no
+    episode was (or already is) booked.
     """
     episode = _booking_episode(session, token, practice_slug, phone)
     if episode is None:
         log.info("booking confirmation matched no episode (phone %s)", mask(phone))
         return None
+    if episode.booking_confirmed_at is None:
+        episode.booking_confirmed_at = now
     if episode.outcome is EpisodeOutcome.BOOKED:
+        return episode
+    if episode.status is EpisodeStatus.OPEN and _has_active_page(session, episode.id):
+        log.info("episode %s: booking recorded; its urgent page is still active", episode.id)
         return episode
     if episode.status is EpisodeStatus.OPEN:
         close_episode(episode, EpisodeOutcome.BOOKED, now)
@@ -220,6 +230,11 @@ def confirm_booking(
         return None
     log.info("episode %s booked (%s)", episode.id, mask(episode.caller))
     return episode
+
+
+def _has_active_page(session: Session, episode_id: int) -> bool:
+    active = exists().where(Page.episode_id == episode_id, Page.status == PageStatus.ACTIVE)
+    return bool(session.scalar(select(active)))
 
 
 def _booking_episode(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from pydantic import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
@@ -22,7 +23,10 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.messages import StatusOutcome
 from recovery.domain.phones import mask
+from recovery.domain.states import EpisodeStatus
 from recovery.schemas.webhooks import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
     BookingConfirmation,
     GenericMissedCall,
     TwilioCallStatus,
@@ -44,6 +48,15 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 DIAL_STATUS_PATH = "/webhooks/twilio/voice/dial-status"
+
+
+@bp.before_request
+def _bounded_body() -> None:
+    """Refuse an oversized body before a byte of it is read or parsed (a signature check
+    reads all of it), and cap what werkzeug will read when no length was announced."""
+    request.max_content_length = MAX_BODY_BYTES
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        abort(413, description=f"the request body is over {MAX_BODY_BYTES // 1024} KB")
 
 
 @bp.errorhandler(Forbidden)
@@ -79,6 +92,8 @@ def _verified_twilio_form() -> dict[str, str]:
     check_twilio_signature(
         settings.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
     )
+    if request.files:
+        raise MalformedPayload("a webhook carries no file uploads")
     return params
 
 
@@ -124,7 +139,7 @@ def _say_text_coming(result: IntakeResult, opening: str) -> VoiceResponse:
 def twilio_voice() -> Response:
     """A call to a practice line: ring the front desk in hours, else say a text is coming."""
     params = _verified_twilio_form()
-    incoming = TwilioIncomingCall.model_validate(params)
+    incoming = TwilioIncomingCall.model_validate(params, context=_live())
     runtime = _runtime()
     now = utcnow()
     with session_scope(runtime.sessions) as session:
@@ -162,7 +177,7 @@ def twilio_voice() -> Response:
 def twilio_dial_status() -> Response:
     """The <Dial action>: the front desk's phone rang out (missed) or was answered."""
     params = _verified_twilio_form()
-    action = TwilioDialAction.model_validate(params)
+    action = TwilioDialAction.model_validate(params, context=_live())
     status = action.dial_call_status
     answered = status in ("completed", "answered")
     result = _intake(
@@ -186,7 +201,7 @@ def twilio_dial_status() -> Response:
 def twilio_call_status() -> Response:
     """Call-progress callbacks, for set-ups that forward calls without our <Dial>."""
     params = _verified_twilio_form()
-    event = TwilioCallStatus.model_validate(params)
+    event = TwilioCallStatus.model_validate(params, context=_live())
     status = event.call_status.lower()
     # A child leg (the forwarded ring) speaks for its parent, the patient's inbound call;
     # keying on the parent makes this and the <Dial action> of the same call one event.
@@ -213,7 +228,7 @@ def twilio_call_status() -> Response:
 @bp.post("/twilio/sms/status")
 def twilio_sms_status() -> Response:
     params = _verified_twilio_form()
-    report = TwilioMessageStatus.model_validate(params)
+    report = TwilioMessageStatus.model_validate(params, context=_live())
     status = TWILIO_STATUSES.get(report.message_status.lower())
     if status is None:
         log.info("message %s: status %r ignored", report.message_sid, report.message_status)
@@ -230,12 +245,51 @@ def twilio_sms_status() -> Response:
     return Response("", status=204)
 
 
-class MalformedJson(ValueError):
+class MalformedPayload(ValueError):
     pass
 
 
-@bp.errorhandler(MalformedJson)
-def _not_json(exc: MalformedJson) -> tuple[Response, int]:
+def json_depth(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, brackets inside strings aside;
+    a linear scan with no recursion, so any input is safe to measure."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")  # Python's json accepts NaN; nobody else does
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return value
+
+
+def _live() -> dict[str, Any]:
+    """The validation context: what "now" is for the live-event window."""
+    return {"now": utcnow()}
+
+
+@bp.errorhandler(MalformedPayload)
+def _not_json(exc: MalformedPayload) -> tuple[Response, int]:
     return jsonify(error="malformed payload", reason=str(exc)), 400
 
 
@@ -248,12 +302,15 @@ def _verified_json() -> dict[str, Any]:
         request.headers.get("X-Recovery-Signature"),
         body,
     )
+    if json_depth(body) > MAX_JSON_DEPTH:
+        # Checked on the bytes: json.loads itself recurses, and dies, on deep enough input.
+        raise MalformedPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        payload: Any = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedJson(f"body is not JSON: {exc}") from None
+        payload: Any = json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, 5000 digits
+        raise MalformedPayload(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
-        raise MalformedJson("body must be a JSON object")
+        raise MalformedPayload("body must be a JSON object")
     return payload
 
 
@@ -261,7 +318,7 @@ def _verified_json() -> dict[str, Any]:
 def twilio_inbound_sms() -> Response:
     """A text to a practice line: store it (encrypted) and let the worker route it."""
     params = _verified_twilio_form()
-    sms = TwilioInboundSms.model_validate(params)
+    sms = TwilioInboundSms.model_validate(params, context=_live())
     runtime = _runtime()
     with session_scope(runtime.sessions) as session:
         result = record_inbound(
@@ -292,9 +349,16 @@ def booking_confirmed() -> tuple[Response, int]:
             phone=confirmation.phone,
         )
         episode_id = episode.id if episode is not None else None
+        still_open = episode is not None and episode.status is EpisodeStatus.OPEN
     if episode_id is None:
         # 200 all the same: the booking system must not retry a booking we cannot place.
         return jsonify(status="unmatched"), 200
+    if still_open:
+        return jsonify(
+            status="recorded",
+            episode_id=episode_id,
+            reason="an urgent page is open on this episode; it stays open until acknowledged",
+        ), 200
     return jsonify(status="booked", episode_id=episode_id), 200
 
 
@@ -302,7 +366,7 @@ def booking_confirmed() -> tuple[Response, int]:
 def generic_missed_call() -> tuple[Response, int]:
     """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
     payload = _verified_json()
-    call = GenericMissedCall.model_validate(payload)
+    call = GenericMissedCall.model_validate(payload, context=_live())
     result = _intake(
         CallReport(
             provider="generic",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 from flask.testing import FlaskClient
@@ -24,6 +26,14 @@ GENERIC = "/webhooks/calls/missed"
 def post_twilio(client: FlaskClient, path: str, form: dict[str, str], signature: str | None = None):
     headers = {"X-Twilio-Signature": signature or twilio_signature(PUBLIC_BASE_URL + path, form)}
     return client.post(path, data=form, headers=headers)
+
+
+def status_form(**overrides: str) -> dict[str, str]:
+    """A forwarded leg's call-progress callback, stamped now (a live event)."""
+    form = load_form("twilio/voice-status-no-answer.form")
+    form["Timestamp"] = format_datetime(datetime.now(UTC).replace(microsecond=0))
+    form.update(overrides)
+    return form
 
 
 def dial_form(**overrides: str) -> dict[str, str]:
@@ -289,7 +299,7 @@ def test_broker_down_still_answers_and_leaves_the_text_pending_for_the_sweeper(
 def test_forwarded_leg_status_callback_finds_the_practice_by_its_desk_phone(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
-    form = load_form("twilio/voice-status-no-answer.form")
+    form = status_form()
     response = post_twilio(client, STATUS, form)
 
     assert response.status_code == 204
@@ -299,14 +309,14 @@ def test_forwarded_leg_status_callback_finds_the_practice_by_its_desk_phone(
     with sessions() as session:
         call = session.scalars(select(CallEvent)).one()
         assert call.provider_call_id == form["ParentCallSid"]
-        assert call.occurred_at.isoformat() == "2026-11-03T14:05:11+00:00"
+        assert call.occurred_at == parsedate_to_datetime(form["Timestamp"])
 
 
 def test_status_callback_and_dial_action_of_one_call_are_one_event(
     client: FlaskClient, sessions: sessionmaker[Session]
 ) -> None:
     post_twilio(client, DIAL, dial_form())
-    post_twilio(client, STATUS, load_form("twilio/voice-status-no-answer.form"))
+    post_twilio(client, STATUS, status_form())
     assert count(sessions, CallEvent) == 1
     assert len(messages(sessions)) == 1
 
@@ -315,8 +325,7 @@ def test_status_callback_and_dial_action_of_one_call_are_one_event(
 def test_progress_callbacks_record_nothing(
     client: FlaskClient, sessions: sessionmaker[Session], status: str
 ) -> None:
-    form = load_form("twilio/voice-status-no-answer.form")
-    form["CallStatus"] = status
+    form = status_form(CallStatus=status)
     assert post_twilio(client, STATUS, form).status_code == 204
     assert count(sessions, CallEvent) == 0
 
@@ -418,7 +427,7 @@ def generic_payload(**overrides: str) -> dict[str, str]:
         "call_id": "pbx-1762171272.101",
         "from": "5125550199",
         "to": "+15125550100",
-        "occurred_at": "2026-11-03T14:05:12Z",
+        "occurred_at": datetime.now(UTC).isoformat(),
         "reason": "no-answer",
     }
     payload.update(overrides)
