@@ -397,6 +397,26 @@ def report_text(figures: dict[str, object]) -> str:
 # --- run -------------------------------------------------------------------------------
 
 
+@main.command(
+    "celery",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def celery_command(args: tuple[str, ...]) -> None:
+    """Celery's own command line on the product's app: `recovery celery worker ...`,
+    `recovery celery beat ...`, `recovery celery inspect active`.
+
+    The app is built here, from Settings, rather than found by `celery -A` in a module that
+    builds it on import: no module of ours does anything when imported.
+    """
+    from recovery.db import use_clock_offset_file
+    from workers.celery_app import make_celery
+
+    settings = Settings()
+    use_clock_offset_file(settings.test_clock_file)
+    raise SystemExit(make_celery(settings).start(argv=list(args)) or 0)
+
+
 @main.command("run")
 @click.option("--port", type=int, default=None, help="Web port (default: PORT or 5000).")
 def run(port: int | None) -> None:
@@ -434,11 +454,11 @@ def run(port: int | None) -> None:
     supervisor.add(
         "worker",
         # Threads, not processes: a worker mostly waits on the SMS provider.
-        f"{bin_dir}/celery -A workers.entry worker --loglevel INFO "
+        f"{bin_dir}/recovery celery worker --loglevel INFO "
         "--pool threads --concurrency 4 --queues celery,periodic",
         env=env,
     )
-    supervisor.add("beat", f"{bin_dir}/celery -A workers.entry beat --loglevel WARNING", env=env)
+    supervisor.add("beat", f"{bin_dir}/recovery celery beat --loglevel WARNING", env=env)
     click.echo(f"Recovery is starting on http://127.0.0.1:{port} (Ctrl-C stops it).")
     if settings.sms_provider == "console":
         click.echo(f"Try it in a browser:  {public_base_url}/simulator")

@@ -1,8 +1,8 @@
 """The Celery app, built from the Settings it is given: `make_celery(settings)`.
 
-Importing this module builds nothing; the worker's and beat's entry point
-(`workers.entry`) builds the app from the environment, the web builds its publisher, and
-tests build their own. The tasks (workers.tasks) are shared tasks: they belong to whichever
+Importing this module builds nothing: `recovery celery worker` (and `beat`) builds the app
+from the environment and runs Celery's command line on it, the web builds its publisher,
+and tests build their own. The tasks (workers.tasks) are shared tasks: they belong to whichever
 app is current.
 """
 

@@ -50,7 +50,9 @@ class StackConfig:
     # What to serve and run: the product by default; benchmarks swap in their baselines.
     web_app: str = "recovery.web:create_app()"
     web_extra_args: list[str] = field(default_factory=list)
-    celery_app: str = "workers.entry"
+    # None: the product's `recovery celery`; a module name: `celery -A` that module
+    # (the bench's no-op worker).
+    celery_app: str | None = None
     worker_loglevel: str = "INFO"
     worker_pool: str = "threads"  # as the Procfile
     worker_queues: str = "celery,periodic"  # as the Procfile: texts and periodic jobs
@@ -138,9 +140,7 @@ class Stack:
             self._spawn(
                 "beat",
                 [
-                    str(bin_dir / "celery"),
-                    "-A",
-                    c.celery_app,
+                    *self._celery(bin_dir),
                     "beat",
                     "--loglevel",
                     "WARNING",
@@ -178,6 +178,11 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"worker did not become ready:\n{self.log('worker')}")
 
+    def _celery(self, bin_dir: Path) -> list[str]:
+        if self.config.celery_app is None:
+            return [str(bin_dir / "recovery"), "celery"]
+        return [str(bin_dir / "celery"), "-A", self.config.celery_app]
+
     def start_worker(self, name: str = "worker") -> None:
         """The worker, or (another name) one more beside it, as production runs several."""
         bin_dir = Path(sys.executable).parent
@@ -186,9 +191,7 @@ class Stack:
             name,
             [
                 *(["nice", "-n", str(c.worker_nice)] if c.worker_nice else []),
-                str(bin_dir / "celery"),
-                "-A",
-                c.celery_app,
+                *self._celery(bin_dir),
                 "worker",
                 "--loglevel",
                 c.worker_loglevel,

@@ -289,13 +289,15 @@ def test_periodic_jobs_have_their_own_queue_so_texts_cannot_starve_them(
 # --- nothing at import -----------------------------------------------------------------
 
 
-def test_importing_the_product_builds_no_app_and_makes_no_folder(tmp_path: Path) -> None:
-    """The web, the tasks and the Celery module import without reading settings or
-    touching the disk: only an edge (workers.entry, create_app, the CLI) does that."""
+def test_importing_every_module_of_the_product_does_nothing(tmp_path: Path) -> None:
+    """Every module of recovery/ and workers/ imports without reading settings, building an
+    app or touching the disk: only an edge (`recovery celery`, create_app, a CLI command)
+    does that, when it runs."""
     script = (
-        "import celery, workers.celery_app, workers.tasks, workers.dispatch, recovery.web, "
-        "recovery.db, recovery.cli\n"
-        "assert not hasattr(workers.celery_app, 'app')\n"
+        "import importlib, pkgutil, celery, recovery, workers\n"
+        "for package in (recovery, workers):\n"
+        "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
         "assert celery.current_app.main != 'recovery', celery.current_app.main\n"
     )
     env = {**os.environ, "RECOVERY_VAR_DIR": str(tmp_path / "var")}
@@ -305,20 +307,20 @@ def test_importing_the_product_builds_no_app_and_makes_no_folder(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_entry_point_builds_the_app_from_the_environment(tmp_path: Path) -> None:
-    script = (
-        "from workers.entry import app\n"
-        "app.loader.import_default_modules()  # as the worker does at start\n"
-        "print(app.conf['recovery_settings'].var_dir, app.conf.broker_url, "
-        "sorted(n for n in app.tasks if n.startswith('recovery.'))[:2])\n"
-    )
+def test_recovery_celery_runs_celerys_command_line_on_the_app_built_from_settings(
+    tmp_path: Path,
+) -> None:
     env = {**os.environ, "RECOVERY_VAR_DIR": str(tmp_path / "var")}
     env.pop("REDIS_URL", None)
+    recovery = Path(sys.executable).parent / "recovery"
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True
-    ).stdout.decode()
+        [str(recovery), "celery", "report"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
-    assert out.split()[0] == str(tmp_path / "var")
-    assert "filesystem://" in out
-    assert "recovery.escalate_pages" in out  # the shared tasks joined this app
+    assert "transport:workers.broker:Transport" in out  # the embedded broker, from Settings
     assert (tmp_path / "var" / "broker" / "queue").is_dir()
