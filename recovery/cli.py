@@ -8,15 +8,16 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 import requests
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
+    from click._termui_impl import ProgressBar
     from sqlalchemy.orm import Session, sessionmaker
 
     from recovery.models import User
@@ -390,6 +391,213 @@ def report_text(figures: dict[str, object]) -> str:
         lines.append(
             f"  tasks {queue:<26} {counts['created']:>5} made, {counts['open']} open, "
             f"{counts['breached']} breached, within SLA {share}"
+        )
+    return "\n".join(lines)
+
+
+# --- the leak audit ------------------------------------------------------------------
+
+
+@main.command("audit-calls")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "log_format",
+    type=click.Choice(["asterisk", "twilio", "simple"]),
+    default=None,
+    help="The export's format (default: told from its header or first row).",
+)
+@click.option(
+    "--practice",
+    "practice_slug",
+    default=None,
+    help="Read times on this practice's clock and hours; its visit value is the default.",
+)
+@click.option(
+    "--timezone",
+    default=None,
+    help="Without --practice: the IANA zone to read times in (e.g. America/Chicago).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The figures as JSON.")
+@click.option(
+    "--callback-window-days",
+    type=int,
+    default=7,
+    show_default=True,
+    help="A missed caller who gets through within this many days was reached.",
+)
+@click.option("--visit-value", type=int, default=None, help="A new patient's visit, in USD.")
+@click.option("--new-patient-share", type=float, default=0.30, show_default=True)
+@click.option("--live-booking-rate", type=float, default=0.70, show_default=True)
+@click.option("--callback-booking-rate", type=float, default=0.45, show_default=True)
+@click.option("--operating-days", type=int, default=250, show_default=True)
+def audit_calls(
+    path: Path,
+    log_format: str | None,
+    practice_slug: str | None,
+    timezone: str | None,
+    as_json: bool,
+    callback_window_days: int,
+    visit_value: int | None,
+    new_patient_share: float,
+    live_booking_rate: float,
+    callback_booking_rate: float,
+    operating_days: int,
+) -> None:
+    """What missed calls cost: audit a call-log export (Asterisk/FreePBX CDR CSV, a Twilio
+    call-log CSV, or time,from,to,status,duration). Nothing is stored."""
+    from recovery.domain.call_logs import CallLogFormat
+    from recovery.domain.hours import BusinessHours
+    from recovery.services.leak_audit import (
+        Assumptions,
+        BadAssumption,
+        NotACallLog,
+        audit_call_log,
+    )
+
+    hours: BusinessHours | None = None
+    zone = None
+    practice_name = None
+    if timezone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.ClickException(f"--timezone: {timezone!r} is not a known zone") from None
+    if practice_slug is not None:
+        from recovery.services.reports import NotFound, practice_by_slug
+
+        sessions, dispose = _database()
+        try:
+            with sessions() as session:
+                try:
+                    practice = practice_by_slug(session, practice_slug)
+                except NotFound:
+                    raise click.ClickException(f"no practice {practice_slug!r}") from None
+                hours, practice_name = practice.business_hours(), practice.name
+                if visit_value is None:
+                    visit_value = practice.visit_value
+        finally:
+            dispose()
+    try:
+        assumptions = Assumptions(
+            new_patient_share=new_patient_share,
+            live_booking_rate=live_booking_rate,
+            callback_booking_rate=callback_booking_rate,
+            operating_days=operating_days,
+            visit_value_usd=visit_value,
+            callback_window_days=callback_window_days,
+        )
+    except BadAssumption as exc:
+        raise click.ClickException(str(exc)) from None
+
+    size = path.stat().st_size
+    # A bar only for a person at a terminal: a pipe or a log file gets the figures alone.
+    show_bar = sys.stderr.isatty() and size > 0
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        bar = (
+            click.progressbar(length=size, label=f"Auditing {path.name}", file=sys.stderr)
+            if show_bar
+            else None
+        )
+        try:
+            result = audit_call_log(
+                _counting(handle, bar),
+                assumptions=assumptions,
+                forced=CallLogFormat(log_format) if log_format else None,
+                hours=hours,
+                zone=zone,
+            )
+        except NotACallLog as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            if bar is not None:
+                bar.update(size)
+                bar.render_finish()
+    figures = result.as_dict()
+    figures["file"] = path.name
+    figures["practice"] = practice_slug
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(audit_text(figures, practice_name))
+
+
+def _counting(handle: Iterable[str], bar: ProgressBar[int] | None) -> Iterator[str]:
+    """The file's lines, moving the bar along every few thousand (by characters read,
+    which is bytes for the ASCII a call log is)."""
+    if bar is None:
+        yield from handle
+        return
+    done = 0
+    for n, line in enumerate(handle, start=1):
+        done += len(line)
+        if n % 20_000 == 0:
+            bar.update(done - bar.pos)
+        yield line
+
+
+def audit_text(figures: dict[str, Any], practice_name: str | None = None) -> str:
+    a = figures["assumptions"]
+    est = figures["estimate"] or {}
+    rate = figures["missed_rate"]
+    lines = [
+        f"{figures['file']}: {figures['format_label']}"
+        + (f", on {practice_name}'s clock ({figures['timezone']})" if practice_name else ""),
+        f"  calls from {figures['first_call']} to {figures['last_call']} "
+        f"({figures['days_with_calls']} days with calls)",
+        f"  {'calls':<34} {figures['calls']:>10,}",
+        f"  {'missed':<34} {figures['missed']:>10,}   "
+        + ("" if rate is None else f"{rate * 100:.1f}% of calls"),
+    ]
+    share = figures["after_hours_share"]
+    if share is None:
+        lines.append(f"  {'after hours':<34} {'-':>10}   give --practice for its hours")
+    else:
+        missed_share = figures["after_hours_missed_share"]
+        lines.append(
+            f"  {'after hours':<34} {share * 100:>9.1f}%   of calls"
+            + ("" if missed_share is None else f"; {missed_share * 100:.1f}% of missed calls")
+        )
+    lines += [
+        f"  {'callers who missed a call':<34} {figures['callers_missed']:>10,}",
+        f"  {'callers never reached':<34} {figures['callers_never_reached']:>10,}   "
+        f"no answered call within {a['callback_window_days']} days",
+        f"  {'too soon to tell':<34} {figures['callers_window_open']:>10,}   "
+        "missed in the log's last days",
+        f"  {'missed, number withheld':<34} {figures['withheld_missed']:>10,}",
+    ]
+    leak = figures["annual_leak_usd"]
+    if leak is None:
+        lines.append(f"  {'annual leak estimate':<34} {'-':>10}   give --visit-value")
+    else:
+        lines.append(f"  {'annual leak estimate':<34} {f'${leak:,}':>10}")
+    if est:
+        lines.append(
+            f"    = {est['missed_per_operating_day']:.1f} missed per operating day "
+            f"({est['operating_days_in_log']} in the log) x {a['new_patient_share'] * 100:.0f}% "
+            f"new patients x ({a['live_booking_rate'] * 100:.0f}% live - "
+            f"{a['callback_booking_rate'] * 100:.0f}% callback booking) x "
+            f"${a['visit_value_usd'] or 0:,} x {a['operating_days']} operating days"
+        )
+    skipped = figures["outbound_skipped"] + figures["internal_skipped"]
+    if skipped:
+        lines.append(
+            f"  not counted: {figures['outbound_skipped']:,} calls the practice made, "
+            f"{figures['internal_skipped']:,} internal"
+        )
+    if figures["malformed"]:
+        listed = ", ".join(f"{m['line']} ({m['problem']})" for m in figures["malformed_lines"][:10])
+        more = figures["malformed"] - min(10, len(figures["malformed_lines"]))
+        lines.append(
+            f"  {figures['malformed']:,} rows could not be read: lines {listed}"
+            + (f" and {more:,} more" if more > 0 else "")
+        )
+    if figures["out_of_order"]:
+        lines.append(
+            f"  {figures['out_of_order']:,} calls were far out of time order; "
+            "'never reached' may be off for their callers"
         )
     return "\n".join(lines)
 

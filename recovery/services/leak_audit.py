@@ -342,7 +342,7 @@ class _Clock:
 
     def __init__(self, hours: BusinessHours | None, zone: ZoneInfo | None) -> None:
         self.hours = hours
-        self.zone = zone or (hours.zone if hours else None)
+        self.zone = hours.zone if hours else zone  # the practice's own clock comes first
         self.days: dict[date, list[tuple[float, float]]] = {}
 
     def place(self, at: datetime) -> tuple[datetime, float]:
