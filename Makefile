@@ -34,7 +34,7 @@ test-integration: $(STAMP) ## Real-stack tests: PostgreSQL, Redis, Celery worker
 test-e2e: $(STAMP) ## Browser tests: headless Chromium on the staff pages
 	$(BIN)/pytest tests/e2e
 
-test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database
+test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database, Redis restarted
 	$(BIN)/pytest tests/faults
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy

@@ -37,7 +37,16 @@ def make_celery(settings: Settings) -> Celery:
         # started is lost with it until Redis's visibility timeout (an hour), while a task
         # it started has claimed its text under a lease that lapses in seconds.
         "worker_prefetch_multiplier": 1,
+        # Redis restarted or unreachable: the worker and beat wait for it, for ever, instead
+        # of exiting after Celery's default 100 attempts (a few hours of backoff); the texts
+        # are in the database meanwhile. See README "Reliability" and workers/redis_broker.py.
         "broker_connection_retry_on_startup": True,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        # A task running when the connection drops finishes and records its text; it
+        # cannot be acknowledged on the lost connection and may be delivered again, which
+        # the claim makes harmless. (Celery 6 changes the default; we choose it here.)
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         # Periodic jobs have a queue of their own: behind a backlog of texts they expired
         # unrun (measured at 100 calls/s), and an urgent page must escalate on time
@@ -94,6 +103,8 @@ def make_celery(settings: Settings) -> Celery:
         }
     else:
         config["broker_url"] = settings.redis_url
+        # kombu's Redis transport, able to close a connection Redis dropped (see the module).
+        config["broker_transport"] = "workers.redis_broker:Transport"
         config["broker_transport_options"] = {"socket_connect_timeout": 2, "socket_timeout": 5}
     celery.conf.update(config)
     celery.conf["recovery_settings"] = settings

@@ -1,6 +1,7 @@
-"""The real stack under faults: gunicorn, a threaded Celery worker, beat, Redis, the twilio
-client against the loopback double, and PostgreSQL reached through a proxy this suite can
-cut (the shared server itself is never touched).
+"""The real stack under faults: gunicorn, a threaded Celery worker, beat, the twilio client
+against the loopback double, a private redis-server this suite can restart and flush, and
+PostgreSQL reached through a proxy this suite can cut (the shared servers themselves are
+never touched).
 
 Every scenario ends in the same proof (`assert_each_sent_once`): nothing is left waiting,
 every text we stored went out exactly once, under the provider id we recorded.
@@ -25,8 +26,9 @@ from recovery.db import make_engine, make_session_factory, utcnow
 from recovery.domain.states import sources
 from recovery.models import Direction, Message, MessageStatus
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, twilio_signature, unique_sid
-from tests.integration.conftest import TABLES, fresh_database, stack_config
+from tests.integration.conftest import TABLES, fresh_database, stack_config, unavailable
 from tests.integration.helpers import dial_form, post_sms
+from tests.support.redis_server import RedisServer
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.twilio_double import TwilioDouble
@@ -42,6 +44,7 @@ class FaultStack:
     twilio: TwilioDouble
     sessions: sessionmaker[Session]
     database: TcpProxy
+    redis: RedisServer
 
     def kill_worker(self) -> float:
         """SIGKILL the worker (no shutdown, no acks); the stack's supervisor restarts it,
@@ -53,14 +56,20 @@ class FaultStack:
 
 @pytest.fixture(scope="session")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
-    with fresh_database() as url, TwilioDouble(ACCOUNT_SID, AUTH_TOKEN) as twilio:
+    if not RedisServer.available():
+        unavailable("redis-server is not installed: the fault suite restarts its own Redis")
+    redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
+    with (
+        fresh_database() as url,
+        TwilioDouble(ACCOUNT_SID, AUTH_TOKEN) as twilio,
+        redis_server,
+    ):
         direct = make_url(url)
         proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432).start()
         through_proxy = direct.set(host="127.0.0.1", port=proxy.port)
-        redis_url = os.environ.get("RECOVERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
         config = stack_config(
             through_proxy.render_as_string(hide_password=False),
-            redis_url,
+            redis_server.url,
             twilio,
             tmp_path_factory.mktemp("faults"),
         )
@@ -73,7 +82,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
             # A second worker, as production runs more than one: the one killed is restarted
             # by the supervisor, and its texts must not wait for that.
             stack.start_worker("worker-b")
-            yield FaultStack(stack, twilio, make_session_factory(engine), proxy)
+            yield FaultStack(stack, twilio, make_session_factory(engine), proxy, redis_server)
         finally:
             stack.stop()
             proxy.cut()
@@ -95,9 +104,9 @@ def caller(i: int) -> str:
     return f"+1512555{2000 + i:04d}"
 
 
-def missed_calls(faults: FaultStack, n: int, tag: str) -> list[str]:
-    """n missed calls from n different callers, all answered 200 by the web."""
-    callers = [caller(i) for i in range(n)]
+def missed_calls(faults: FaultStack, n: int, tag: str, first: int = 0) -> list[str]:
+    """n missed calls from n different callers (from caller(first) on), all answered 200."""
+    callers = [caller(i) for i in range(first, first + n)]
     url = faults.stack.base_url + DIAL
     with requests.Session() as http:
         for number in callers:

@@ -66,6 +66,11 @@ def test_with_redis_url_the_app_uses_redis_and_makes_no_broker_folder(
     assert celery.conf.broker_url == "redis://127.0.0.1:6390/3"
     assert "polling_interval" not in celery.conf.broker_transport_options
     assert not (settings.var_dir / "broker").exists()
+    # Redis away: wait for it for ever, through the transport that survives its restart
+    # (the proof is tests/faults/test_redis.py).
+    assert celery.conf.broker_transport == "workers.redis_broker:Transport"
+    assert celery.conf.broker_connection_retry is True
+    assert celery.conf.broker_connection_max_retries is None
 
 
 @pytest.mark.parametrize("interval", [2.0, 0.5])
