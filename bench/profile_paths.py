@@ -26,6 +26,7 @@ from bench.infra import flush_redis, fresh_database
 from bench.practices import BenchPractice, CallerNumbers, make_practices, write_practices_file
 from bench.run import DEFAULT_ADMIN_URL, DEFAULT_REDIS_URL
 from recovery.config import Settings
+from recovery.crypto import new_key
 from recovery.web.security import sign_generic
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -45,6 +46,7 @@ def _settings(database_url: str, redis_url: str, double_url: str, practices: Pat
         PUBLIC_BASE_URL="http://127.0.0.1:1",
         RECOVERY_PRACTICES_FILE=str(practices),
         SECRET_KEY="x" * 32,
+        PHI_ENCRYPTION_KEYS=new_key(),
         WEBHOOK_SECRET=WEBHOOK_SECRET,
         LOG_LEVEL="INFO",
     )

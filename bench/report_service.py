@@ -103,6 +103,7 @@ def _measure(url: str, practice_id: int, runs: int) -> tuple[list[Timed], list[S
     from flask.testing import FlaskClient
 
     from recovery.config import Settings
+    from recovery.crypto import new_key
     from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.domain.periods import custom
     from recovery.models import Practice, Role, User
@@ -114,6 +115,7 @@ def _measure(url: str, practice_id: int, runs: int) -> tuple[list[Timed], list[S
         _env_file=None,  # type: ignore[call-arg]
         DATABASE_URL=url,
         SECRET_KEY="bench-report",
+        PHI_ENCRYPTION_KEYS=new_key(),
         PUBLIC_BASE_URL="http://127.0.0.1",
         LOG_LEVEL="WARNING",
     )

@@ -736,8 +736,16 @@ def secure_local_files(env_file: Path, var_dir: Path) -> None:
 
 def ensure_dev_env(path: Path) -> None:
     """A first `make run` writes a local .env with fresh secrets, so the simulate command
-    (another process) signs its webhooks with the same ones the server checks."""
+    (another process) signs its webhooks with the same ones the server checks. An older
+    .env without a PHI key gets one (what it stored stays readable: the legacy key)."""
+    from recovery.crypto import new_key
+
     if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if not any(line.startswith("PHI_ENCRYPTION_KEYS=") for line in lines):
+            with path.open("a", encoding="utf-8") as env:
+                env.write(f"PHI_ENCRYPTION_KEYS={new_key()}\n")
+            click.echo(f"added PHI_ENCRYPTION_KEYS to {path}: run `recovery keys rotate`")
         return
     # Created 0600 from the start: between a write and a later chmod, anyone could read it.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -746,6 +754,9 @@ def ensure_dev_env(path: Path) -> None:
         "# Written by the first `recovery run`; the embedded default. See README.md.\n"
         f"SECRET_KEY={secrets.token_hex(32)}\n"
         f"WEBHOOK_SECRET={secrets.token_hex(32)}\n"
+        f"PHI_ENCRYPTION_KEYS={new_key()}\n"
+        # A fresh install has nothing under the key older versions derived from SECRET_KEY.
+        "RECOVERY_PHI_LEGACY_KEY=0\n"
         "TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000\n"
         f"TWILIO_AUTH_TOKEN={secrets.token_hex(16)}\n"
         "PUBLIC_BASE_URL=http://127.0.0.1:5000\n"
@@ -753,6 +764,60 @@ def ensure_dev_env(path: Path) -> None:
         encoding="utf-8",
     )
     click.echo(f"wrote {path} with fresh local secrets")
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The keys that encrypt patients' words at rest (PHI_ENCRYPTION_KEYS)."""
+
+
+@keys.command("new")
+def keys_new() -> None:
+    """Print a fresh key. Put it first in PHI_ENCRYPTION_KEYS (keep the old ones after it),
+    restart, then run `recovery keys rotate`."""
+    from recovery.crypto import new_key
+
+    click.echo(new_key())
+
+
+@keys.command("rotate")
+@click.option("--batch", "batch_size", default=500, show_default=True, help="Rows per commit.")
+def keys_rotate(batch_size: int) -> None:
+    """Re-encrypt everything stored under an older key with the first key, in batches
+    (safe to stop and run again: what is done stays done)."""
+    from recovery.crypto import MissingKey, PhiCipher
+    from recovery.db import session_scope
+    from recovery.services.keys import rotate
+
+    settings = Settings()
+    try:
+        cipher = PhiCipher.from_settings(settings)
+    except MissingKey as exc:
+        raise click.ClickException(str(exc)) from None
+    sessions, dispose = _database()
+    try:
+        report = rotate(sessions, cipher, batch_size=batch_size, progress=click.echo)
+        with session_scope(sessions) as session:
+            audit_cli(
+                session,
+                f"keys rotate: {report.rotated} re-encrypted, {report.current} current, "
+                f"{report.unreadable} unreadable",
+            )
+    finally:
+        dispose()
+    click.echo(
+        f"re-encrypted {report.rotated}, already under the first key {report.current}, "
+        f"unreadable {report.unreadable}"
+    )
+    if report.unreadable:
+        raise click.ClickException(
+            f"{report.unreadable} values no configured key opens (see the lines above)"
+        )
+    if settings.phi_legacy_secrets:
+        click.echo("nothing is left under the legacy key: set RECOVERY_PHI_LEGACY_KEY=0")
 
 
 # --- simulate --------------------------------------------------------------------------

@@ -37,8 +37,13 @@ class Settings(BaseSettings):
     practices_file: str = Field(default="", alias="RECOVERY_PRACTICES_FILE")
     secret_key: str = Field(default="", alias="SECRET_KEY")
     webhook_secret: str = Field(default="", alias="WEBHOOK_SECRET")
-    # Encrypts patients' replies at rest; SECRET_KEY when unset.
+    # Encrypt patients' words at rest: comma-separated Fernet keys, the first encrypts and
+    # all decrypt (`recovery keys new` prints one; `recovery keys rotate` re-encrypts).
+    phi_encryption_keys: str = Field(default="", alias="PHI_ENCRYPTION_KEYS")
+    # Before PHI_ENCRYPTION_KEYS the key was derived from this (or SECRET_KEY): still
+    # accepted to decrypt, never to encrypt, until switched off below after a rotate.
     phi_encryption_key: str = Field(default="", alias="PHI_ENCRYPTION_KEY")
+    phi_legacy_key: bool = Field(default=True, alias="RECOVERY_PHI_LEGACY_KEY")
     port: int = Field(default=5000, alias="PORT")
     var_dir: Path = Field(default=DEFAULT_VAR_DIR, alias="RECOVERY_VAR_DIR")
 
@@ -105,8 +110,16 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.var_dir / 'recovery.db').resolve()}"
 
     @property
-    def phi_key(self) -> str:
-        return self.phi_encryption_key or self.secret_key
+    def phi_keys(self) -> list[str]:
+        return [k.strip() for k in self.phi_encryption_keys.split(",") if k.strip()]
+
+    @property
+    def phi_legacy_secrets(self) -> list[str]:
+        """The secret(s) the old derived key came from, while it is still accepted."""
+        if not self.phi_legacy_key:
+            return []
+        secret = self.phi_encryption_key or self.secret_key
+        return [secret] if secret else []
 
     @property
     def uses_embedded_broker(self) -> bool:

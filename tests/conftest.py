@@ -18,6 +18,8 @@ PRACTICES_FILE = FIXTURES / "practices.yaml"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC0000000000000000000000000000aaaa"
 WEBHOOK_SECRET = "test-webhook-secret"
+# A fixed PHI key (any Fernet key), so a test can open what the app it started stored.
+PHI_KEY = "8lGZ0tD9r6XKk2d8J1m3vD9cY8rQk3k2r7cT4t0n1xE="
 
 
 def load_form(name: str) -> dict[str, str]:

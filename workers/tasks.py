@@ -64,7 +64,7 @@ class RecoveryTask(Task):
             sessions,
             make_provider(settings),
             SmsTemplates(TEMPLATES_DIR / "sms"),
-            PhiCipher(settings.phi_key),
+            PhiCipher.from_settings(settings),
             LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
         )
 

@@ -63,7 +63,7 @@ def create_app(
         sessions,
         SmsTemplates(TEMPLATES_DIR / "sms"),
         dispatcher,
-        PhiCipher(settings.phi_key),
+        PhiCipher.from_settings(settings),
         throttle
         or SignInThrottle.from_url(
             settings.redis_url,

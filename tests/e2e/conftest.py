@@ -32,7 +32,7 @@ from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
-from tests.conftest import PRACTICES_FILE
+from tests.conftest import PHI_KEY, PRACTICES_FILE
 from tests.e2e import scenario
 from tests.support.stack import free_port
 
@@ -92,6 +92,7 @@ def server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         **keep,
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET_KEY,
+        "PHI_ENCRYPTION_KEYS": PHI_KEY,
         "PUBLIC_BASE_URL": base_url,
         "SMS_PROVIDER": "console",
         "RECOVERY_VAR_DIR": str(var_dir),
@@ -156,7 +157,7 @@ def world(server: Server) -> scenario.Scenario:
     return scenario.build(
         server.sessions,
         SmsTemplates(TEMPLATES_DIR / "sms"),
-        PhiCipher(SECRET_KEY),
+        PhiCipher([PHI_KEY]),
         utcnow(),
     )
 

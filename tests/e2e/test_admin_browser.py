@@ -17,8 +17,9 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, Practice
 from recovery.models import Page as PageRow
+from tests.conftest import PHI_KEY
 from tests.e2e import scenario
-from tests.e2e.conftest import SECRET_KEY, Server, shot
+from tests.e2e.conftest import Server, shot
 from tests.e2e.conftest import sign_in as sign_in_password
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +117,7 @@ def test_manager_reorders_the_roster_and_the_next_page_goes_to_the_new_first(
         scenario.missed_call_and_reply(
             session,
             SmsTemplates(TEMPLATES_DIR / "sms"),
-            PhiCipher(SECRET_KEY),
+            PhiCipher([PHI_KEY]),
             caller="+15125550155",
             line=scenario.LINE,
             words=["URGENT"],

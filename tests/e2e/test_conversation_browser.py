@@ -10,8 +10,9 @@ from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
 from recovery.models import Message, MessageStatus, OptOut, Practice, SavedReply
+from tests.conftest import PHI_KEY
 from tests.e2e import scenario
-from tests.e2e.conftest import PHONE, SECRET_KEY, Server, shot, sign_in
+from tests.e2e.conftest import PHONE, Server, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +66,7 @@ def test_front_desk_replies_to_the_patient_and_sees_it_in_the_thread(
     with server.sessions() as session:
         sent = session.scalars(select(Message).where(Message.kind == MessageKind.STAFF_REPLY)).one()
     assert sent.status is MessageStatus.PENDING and sent.to_number == scenario.BILLING_CALLER
-    assert PhiCipher(SECRET_KEY).decrypt(sent.body_ciphertext or "") == WORDS
+    assert PhiCipher([PHI_KEY]).decrypt(sent.body_ciphertext or "") == WORDS
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 

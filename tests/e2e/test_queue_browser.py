@@ -12,8 +12,9 @@ from recovery.config import TEMPLATES_DIR
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
+from tests.conftest import PHI_KEY
 from tests.e2e import scenario
-from tests.e2e.conftest import DESKTOP, PHONE, SECRET_KEY, Server, shot, sign_in
+from tests.e2e.conftest import DESKTOP, PHONE, Server, shot, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +36,7 @@ def test_a_new_task_appears_without_a_reload(
         scenario.missed_call_and_reply(
             session,
             SmsTemplates(TEMPLATES_DIR / "sms"),
-            PhiCipher(SECRET_KEY),
+            PhiCipher([PHI_KEY]),
             caller=NEW_CALLER,
             line=scenario.LINE,
             words=["BILLING"],

@@ -18,6 +18,7 @@ from recovery.crypto import PhiCipher
 from recovery.db import session_scope
 from recovery.domain.messages import MessageKind
 from recovery.models import Message, MessageStatus, Practice, Role, Task, User
+from tests.conftest import PHI_KEY
 from tests.integration.helpers import post_sms, wait_for_text_to
 from tests.integration.test_two_way import PATIENT, episode, missed_call, wait_for
 from tests.support.stack import Stack
@@ -93,7 +94,7 @@ def test_a_staff_reply_reaches_the_patient_from_the_line_they_called(
 
     row = wait_for(accepted)
     assert row.body == "" and row.provider_sid
-    assert PhiCipher("stack-secret-key").decrypt(row.body_ciphertext or "") == WORDS
+    assert PhiCipher([PHI_KEY]).decrypt(row.body_ciphertext or "") == WORDS
     thread = browser.get(f"{stack.base_url}/episodes/{conversation.id}", timeout=10).text
     assert "Dana Front replied" in thread
     assert re.search(r"Dana Front replied.{0,600}(sent|delivered)", thread, re.S)

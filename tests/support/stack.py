@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from tests.conftest import PHI_KEY
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -89,6 +91,7 @@ class Stack:
             "PUBLIC_BASE_URL": self.base_url,
             "WEBHOOK_SECRET": c.webhook_secret,
             "SECRET_KEY": "stack-secret-key",
+            "PHI_ENCRYPTION_KEYS": PHI_KEY,
             "RECOVERY_PRACTICES_FILE": str(c.practices_file),
             "RECOVERY_VAR_DIR": str(c.var_dir),
             "RECOVERY_SWEEP_INTERVAL_S": str(c.sweep_interval_s),

@@ -22,7 +22,7 @@ from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
 from recovery.web import create_app
 from recovery.web.throttle import SignInThrottle
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PHI_KEY, PRACTICES_FILE, WEBHOOK_SECRET
 
 PUBLIC_BASE_URL = "https://recovery.example.com"
 
@@ -57,6 +57,7 @@ def settings(tmp_path: Path) -> Settings:
         TWILIO_AUTH_TOKEN=AUTH_TOKEN,
         WEBHOOK_SECRET=WEBHOOK_SECRET,
         SECRET_KEY="unit-test-secret-key",
+        PHI_ENCRYPTION_KEYS=PHI_KEY,
         PUBLIC_BASE_URL=PUBLIC_BASE_URL,
         RECOVERY_VAR_DIR=tmp_path / "var",
     )

@@ -28,7 +28,7 @@ MANAGER = "boss@valley.example"
 
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
-    built = scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    built = scenario.build(sessions, templates, PhiCipher.from_settings(settings), utcnow())
     scenario.add_manager(sessions, built.users, MANAGER)
     return built
 

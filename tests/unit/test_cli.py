@@ -137,11 +137,11 @@ def test_ensure_dev_env_writes_fresh_secrets(
 
 def test_ensure_dev_env_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / ".env"
-    path.write_text("SECRET_KEY=mine\n", encoding="utf-8")
+    path.write_text("SECRET_KEY=mine\nPHI_ENCRYPTION_KEYS=ours\n", encoding="utf-8")
 
     ensure_dev_env(path)
 
-    assert path.read_text(encoding="utf-8") == "SECRET_KEY=mine\n"
+    assert path.read_text(encoding="utf-8") == "SECRET_KEY=mine\nPHI_ENCRYPTION_KEYS=ours\n"
 
 
 def test_two_fresh_env_files_get_different_secrets(tmp_path: Path) -> None:

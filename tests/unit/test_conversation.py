@@ -41,7 +41,7 @@ WORDS = "Hi, this is Dana at Valley Family. I can call you at 3 about your state
 
 @pytest.fixture
 def cipher(settings: Settings) -> PhiCipher:
-    return PhiCipher(settings.phi_key)
+    return PhiCipher.from_settings(settings)
 
 
 @pytest.fixture

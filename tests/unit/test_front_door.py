@@ -30,7 +30,7 @@ LINE = scenario.LINE
 
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
-    return scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    return scenario.build(sessions, templates, PhiCipher.from_settings(settings), utcnow())
 
 
 # --- the landing page --------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_simulator_refuses_calling_from_a_practice_line(
 def test_simulator_thread_shows_what_reached_the_phone_and_what_it_sent(
     client: FlaskClient, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    cipher = PhiCipher(settings.phi_key)
+    cipher = PhiCipher.from_settings(settings)
     now = utcnow()
     with sessions.begin() as session:
         line = next(ln for ln in simulator.practice_lines(session) if ln.number == LINE)

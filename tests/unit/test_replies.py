@@ -23,6 +23,7 @@ from recovery.models import (
 )
 from recovery.services.intake import UnknownNumber
 from recovery.services.replies import handle_reply, record_inbound, unrouted
+from tests.conftest import PHI_KEY
 from tests.support.factories import missed_call
 
 PATIENT = "+15125550199"
@@ -30,7 +31,7 @@ LINE = "+15125550100"
 BASE = "https://recovery.example.com"
 # Friday 27 November 2026, 18:30 in Chicago.
 FRIDAY_EVENING = datetime(2026, 11, 28, 0, 30, tzinfo=UTC)
-CIPHER = PhiCipher("unit-test-secret-key")
+CIPHER = PhiCipher([PHI_KEY])
 
 
 def call(

@@ -250,7 +250,7 @@ def test_a_manager_sets_up_the_second_factor_at_the_first_sign_in(
     assert client.get("/tasks").status_code == 200
     stored = user(sessions, email)
     assert stored.totp_secret is not None and secret.group(1) not in stored.totp_secret
-    assert PhiCipher(settings.phi_key).decrypt(stored.totp_secret) == secret.group(1)
+    assert PhiCipher.from_settings(settings).decrypt(stored.totp_secret) == secret.group(1)
     assert all(code not in stored.recovery_codes for code in codes)
     assert len(audit(sessions, "totp_enrolled")) == 1
 

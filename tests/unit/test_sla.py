@@ -25,7 +25,7 @@ BASE = "https://recovery.example.com"
 
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
-    built = scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    built = scenario.build(sessions, templates, PhiCipher.from_settings(settings), utcnow())
     with session_scope(sessions) as session:
         valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
         valley.manager = {"name": "Pat Kim", "phone": MANAGER_PHONE}

@@ -43,7 +43,7 @@ PASSWORD = scenario.PASSWORD
 
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
-    return scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    return scenario.build(sessions, templates, PhiCipher.from_settings(settings), utcnow())
 
 
 def csrf(client: FlaskClient) -> str:
@@ -504,7 +504,7 @@ def test_a_patients_words_are_shown_as_text_never_as_markup(
         scenario.missed_call_and_reply(
             session,
             templates,
-            PhiCipher(settings.phi_key),
+            PhiCipher.from_settings(settings),
             caller="+15125550155",
             line=scenario.LINE,
             words=["<script>alert('x')</script> question about my bill"],
@@ -565,7 +565,7 @@ def test_mark_booked_through_the_booking_link_token_uses_the_booking_rules(
         scenario.missed_call_and_reply(
             session,
             templates,
-            PhiCipher(settings.phi_key),
+            PhiCipher.from_settings(settings),
             caller="+15125550144",
             line=scenario.LINE,
             words=["BOOK"],

@@ -26,6 +26,7 @@ from recovery.models import Message, MessageStatus
 from recovery.services.leases import LeaseKeeper
 from recovery.sms.console import ConsoleProvider, read_outbox
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
+from tests.conftest import PHI_KEY
 from tests.support.factories import missed_call
 from workers import tasks
 from workers.celery_app import make_celery
@@ -140,7 +141,7 @@ def resources(
         sessions,
         ConsoleProvider(outbox_of(settings), stream=io.StringIO()),
         SmsTemplates(TEMPLATES_DIR / "sms"),
-        PhiCipher("unit-test-secret-key"),
+        PhiCipher([PHI_KEY]),
         LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
     )
     # This app's real task objects, with hand-built resources instead of the lazily built.
