@@ -36,7 +36,7 @@ from tests.unit.test_staff_pages import sign_in, text_of
 
 @pytest.fixture
 def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTemplates) -> Scenario:
-    return scenario.build(sessions, templates, PhiCipher(settings.phi_key), utcnow())
+    return scenario.build(sessions, templates, PhiCipher.from_settings(settings), utcnow())
 
 
 def state(sessions: sessionmaker[Session], task_id: int) -> tuple[Task, Episode]:
