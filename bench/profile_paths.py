@@ -129,6 +129,7 @@ def _run(settings: Settings, practices: list[BenchPractice], calls: int, profile
 
     celery = make_celery(settings)
     celery.set_current()  # the shared tasks below run in this app, with these settings
+    celery.loader.import_default_modules()  # workers.tasks, as a worker does at start
     send_text = celery.tasks["recovery.send_text"]
     client = create_app(settings).test_client()
     signed = _signed_calls(practices, calls)
