@@ -24,6 +24,7 @@ from recovery.models import (
     AuditAction,
     Direction,
     Episode,
+    EpisodeStatus,
     Message,
     MessageStatus,
     Practice,
@@ -81,6 +82,27 @@ def saved_choices(session: Session, practice: Practice, episode: Episode) -> lis
     return [SavedChoice(r.id, r.title, render_saved_reply(r.body, context)) for r in rows]
 
 
+def reply_target(session: Session, episode: Episode) -> Episode:
+    """The episode a reply from this conversation's page belongs to: itself while open;
+    once it has ended, the patient's later open conversation if there is one (they wrote
+    again after it ended), so the reply answers what they wrote and clears its task."""
+    if episode.status is EpisodeStatus.OPEN:
+        return episode
+    later = session.scalars(
+        select(Episode)
+        .where(
+            Episode.practice_id == episode.practice_id,
+            Episode.caller == episode.caller,
+            Episode.status == EpisodeStatus.OPEN,
+            Episode.opened_at >= episode.opened_at,
+            Episode.id != episode.id,
+        )
+        .order_by(Episode.opened_at.desc(), Episode.id.desc())
+        .limit(1)
+    ).first()
+    return later or episode
+
+
 def send_reply(
     session: Session,
     cipher: PhiCipher,
@@ -98,6 +120,7 @@ def send_reply(
     recorded in the audit row.
     """
     episode, practice = _episode(session, viewer, episode_id)
+    episode = reply_target(session, episode)
     line = line_called(session, practice, episode)
     words = text.strip()
     if not words and saved_reply_id is not None:

@@ -112,9 +112,11 @@ DELIVERY_LABELS = {
     MessageStatus.RECEIVED: "received",
     MessageStatus.ROUTED: "received",
 }
-# At the same minute, the story reads in this order: the call, what the patient wrote,
-# our answer, the task or page it became, the texts to staff, and the outcome last.
+# At the same moment, the story reads in this order: where a conversation begins, the
+# call, what the patient wrote, our answer, the task or page it became, the texts to
+# staff, and the outcome last.
 _ENTRY_ORDER = {
+    "thread": -1,
     "call": 0,
     "text_in": 1,
     "text_out": 2,
@@ -427,10 +429,21 @@ def task_row(
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    kind: str  # call, text_out, text_in, staff_text, task, page, outcome: the page styles by it
+    kind: str  # call, text_out, text_in, staff_text, task, page, outcome, thread: styles by it
     title: str
     body: str | None = None
     meta: str | None = None
+    episode_id: int | None = None  # a "thread" entry: the other conversation it links to
+
+
+@dataclass(frozen=True)
+class ThreadLink:
+    """One of the patient's conversations with the practice, as the thread lists them."""
+
+    id: int
+    opened_at: datetime
+    outcome: str | None  # None while open
+    current: bool  # the one this page is about
 
 
 @dataclass(frozen=True)
@@ -458,6 +471,11 @@ class EpisodeView:
     saved_replies: list[conversation.SavedChoice] = field(default_factory=list)
     # The viewer's last Complete or Mark booked here that they can still take back.
     undo_offer: undo.UndoOffer | None = None
+    # Every conversation of this patient with the practice, oldest first: the timeline
+    # shows them as one thread (a text after one ended opens the next; see _thread).
+    thread: list[ThreadLink] = field(default_factory=list)
+    # This one has ended, and the patient's thread goes on in this open one.
+    continues_in: int | None = None
 
     @property
     def reply_blocked(self) -> str | None:
@@ -486,6 +504,31 @@ def _bookable(episode: Episode, has_active_page: bool) -> bool:
     return episode.outcome is EpisodeOutcome.UNRECOVERED and episode.booking_token is not None
 
 
+# A patient who has called for years has a long story; the page shows the latest.
+THREAD_LIMIT = 20
+
+
+def _thread(session: Session, episode: Episode) -> list[Episode]:
+    """The patient's conversations with the practice, oldest first, this one included.
+
+    One caller's number at one practice is one patient thread, as in any inbox. Episodes
+    stay separate underneath, because each missed call gets its own outcome (the recovery
+    rate counts calls): a text after an episode ended opens a new one (replies._conversation),
+    and this is where the two are read as one conversation again.
+    """
+    latest = list(
+        session.scalars(
+            select(Episode)
+            .where(Episode.practice_id == episode.practice_id, Episode.caller == episode.caller)
+            .order_by(Episode.opened_at.desc(), Episode.id.desc())
+            .limit(THREAD_LIMIT)
+        )
+    )
+    if episode not in latest:
+        latest.append(episode)
+    return sorted(latest, key=lambda e: (e.opened_at, e.id))
+
+
 def view_episode(
     session: Session,
     cipher: PhiCipher,
@@ -501,8 +544,10 @@ def view_episode(
     practice = practice_of(session, viewer, episode.practice_id)
     clock = Clock.of(practice, now)
     timeline: list[Entry] = []
+    thread = _thread(session, episode)
+    ids = [e.id for e in thread]
 
-    for call in session.scalars(select(CallEvent).where(CallEvent.episode_id == episode.id)):
+    for call in session.scalars(select(CallEvent).where(CallEvent.episode_id.in_(ids))):
         timeline.append(
             Entry(
                 clock.local(call.occurred_at),
@@ -512,14 +557,14 @@ def view_episode(
             )
         )
 
-    pages = list(session.scalars(select(Page).where(Page.episode_id == episode.id)))
+    pages = list(session.scalars(select(Page).where(Page.episode_id.in_(ids))))
     names: dict[str, str] = {}
     for page in pages:
         names.update(_people_by_phone(practice, page))
     messages = list(
         session.scalars(
             select(Message)
-            .where(Message.episode_id == episode.id)
+            .where(Message.episode_id.in_(ids))
             .order_by(Message.created_at, Message.id)
         )
     )
@@ -572,7 +617,7 @@ def view_episode(
                 Entry(at, "staff_text", f"{kind} to {who}", None, DELIVERY_LABELS[m.status])
             )
 
-    tasks = list(session.scalars(select(Task).where(Task.episode_id == episode.id)))
+    tasks = list(session.scalars(select(Task).where(Task.episode_id.in_(ids))))
     for task in tasks:
         label = f"{QUEUE_LABELS[task.queue]} task: {REASON_LABELS[task.reason]}"
         due = clock.local(task.due_at).strftime("%a %b %-d, %-I:%M %p")
@@ -604,25 +649,23 @@ def view_episode(
                 )
             )
 
-    if episode.booking_clicked_at:
-        timeline.append(
-            Entry(clock.local(episode.booking_clicked_at), "text_in", "Opened the booking link")
-        )
-    if episode.outcome is not None and episode.outcome_at is not None:
-        timeline.append(
-            Entry(
-                clock.local(episode.outcome_at),
-                "outcome",
-                f"Outcome: {OUTCOME_LABELS[episode.outcome]}",
-            )
-        )
+    # A conversation begins with what opened it: the reply is stored when it arrives, its
+    # episode a moment later when the worker routes it.
+    began = {e.id: e.opened_at for e in thread}
+    for m in messages:
+        if m.episode_id is not None and m.created_at < began[m.episode_id]:
+            began[m.episode_id] = m.created_at
+    for earlier, one in zip([None, *thread], thread, strict=False):
+        timeline.extend(_episode_marks(one, earlier, episode, clock, began[one.id]))
     timeline.sort(key=lambda e: (e.at, _ENTRY_ORDER.get(e.kind, 9)))
 
     active_pages = [p.code for p in pages if p.status is PageStatus.ACTIVE]
     open_tasks = sorted(
         (t for t in tasks if t.status in TASK_UNDONE), key=lambda t: (t.due_at, t.id)
     )
-    answered = episode.id in conversation.answered(session, {episode.id})
+    answered = conversation.answered(session, set(ids))
+    later_open = [e.id for e in thread if e.status is EpisodeStatus.OPEN and e.id != episode.id]
+    reply_to = conversation.reply_target(session, episode)
     opted_out_at = session.scalar(
         select(OptOut.opted_out_at).where(
             OptOut.practice_id == practice.id,
@@ -636,7 +679,8 @@ def view_episode(
         AuditAction.VIEW_EPISODE,
         now=now,
         episode_id=episode.id,
-        detail=f"episode {episode.id}",
+        detail=f"episode {episode.id}"
+        + (f"; thread {','.join(map(str, ids))}" if len(ids) > 1 else ""),
     )
     return EpisodeView(
         id=episode.id,
@@ -657,9 +701,12 @@ def view_episode(
         booking_clicked_at=clock.maybe(episode.booking_clicked_at),
         language=LANGUAGE_LABELS.get(episode.language, episode.language),
         opted_out_at=clock.maybe(opted_out_at),
-        tasks=[task_row(t, episode.caller, clock, viewer, answered=answered) for t in open_tasks],
-        reply_from=display_phone(line_called(session, practice, episode)),
-        saved_replies=conversation.saved_choices(session, practice, episode),
+        tasks=[
+            task_row(t, episode.caller, clock, viewer, answered=t.episode_id in answered)
+            for t in open_tasks
+        ],
+        reply_from=display_phone(line_called(session, practice, reply_to)),
+        saved_replies=conversation.saved_choices(session, practice, reply_to),
         undo_offer=next(
             iter(
                 undo.offers(
@@ -674,7 +721,51 @@ def view_episode(
             ),
             None,
         ),
+        thread=[
+            ThreadLink(
+                e.id,
+                clock.local(e.opened_at),
+                OUTCOME_LABELS[e.outcome] if e.outcome else None,
+                e.id == episode.id,
+            )
+            for e in thread
+        ],
+        continues_in=later_open[-1]
+        if later_open and episode.status is EpisodeStatus.CLOSED
+        else None,
     )
+
+
+def _episode_marks(
+    one: Episode, earlier: Episode | None, current: Episode, clock: Clock, began: datetime
+) -> list[Entry]:
+    """Where each conversation of the thread starts and ends, and its booking link tap."""
+    marks = []
+    if earlier is not None:
+        how = "the patient called again" if one.call_count else "the patient texted"
+        marks.append(
+            Entry(
+                clock.local(began),
+                "thread",
+                f"Conversation #{one.id} began: {how}",
+                meta="this conversation" if one.id == current.id else None,
+                episode_id=None if one.id == current.id else one.id,
+            )
+        )
+    if one.booking_clicked_at:
+        marks.append(
+            Entry(clock.local(one.booking_clicked_at), "text_in", "Opened the booking link")
+        )
+    if one.outcome is not None and one.outcome_at is not None:
+        whose = "" if one.id == current.id else f" of #{one.id}"
+        marks.append(
+            Entry(
+                clock.local(one.outcome_at),
+                "outcome",
+                f"Outcome{whose}: {OUTCOME_LABELS[one.outcome]}",
+            )
+        )
+    return marks
 
 
 def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datetime) -> bool:
