@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     session_max_s: int = Field(default=12 * 3600, alias="RECOVERY_SESSION_MAX_S")
     # How long after Complete or Mark booked its Undo button works (0: no undo).
     undo_window_s: float = Field(default=300.0, ge=0, alias="RECOVERY_UNDO_WINDOW_S")
+    # The leak audit's upload: a bigger call log is refused (413) before it is read.
+    audit_max_mb: int = Field(default=100, gt=0, alias="RECOVERY_AUDIT_MAX_MB")
     # Failed sign-ins allowed per account and per client address (limits' syntax).
     signin_limit_account: str = Field(default="10/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ACCOUNT")
     signin_limit_address: str = Field(default="50/15minutes", alias="RECOVERY_SIGNIN_LIMIT_ADDRESS")

@@ -45,6 +45,7 @@ class AuditAction(enum.Enum):
     VIEW_REPORT = "view_report"  # figures only, no PHI; kept to show who reads the report
     VIEW_EPISODES = "view_episodes"  # the episode list: masked callers, times, outcomes
     EXPORT_EPISODES = "export_episodes"  # the CSV of a range
+    AUDIT_CALLS = "audit_calls"  # a leak audit of an uploaded call log: its size and format
 
 
 class AuditEvent(Base):

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from recovery.domain.call_logs import (
@@ -44,6 +45,8 @@ __all__ = [
     "NotACallLog",
     "RowProblem",
     "audit_call_log",
+    "estimate_for",
+    "with_assumptions",
 ]
 
 DAY_S = 86_400.0
@@ -162,7 +165,7 @@ class AuditResult:
     def annual_leak_usd(self) -> int | None:
         return None if self.estimate is None else self.estimate.annual_leak_usd
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         est = self.estimate
         return {
             "format": self.format.value,
@@ -182,14 +185,7 @@ class AuditResult:
             "outbound_skipped": self.outbound,
             "internal_skipped": self.internal,
             "annual_leak_usd": self.annual_leak_usd,
-            "estimate": None
-            if est is None
-            else {
-                "operating_days_in_log": est.operating_days_in_log,
-                "missed_per_operating_day": round(est.missed_per_operating_day, 3),
-                "new_patient_missed_per_day": round(est.new_patient_missed_per_day, 3),
-                "booking_gap": round(est.booking_gap, 4),
-            },
+            "estimate": None if est is None else _estimate_dict(est),
             "assumptions": self.assumptions.as_dict(),
             "missed_by_weekday_hour": self.heat,
             "first_call": None if self.first_call is None else self.first_call.isoformat(),
@@ -481,13 +477,42 @@ def _count(
 def estimate(result: AuditResult, dates: set[int], clock: _Clock) -> Estimate:
     """Missed calls per operating day (the dates in the log with calls on which the
     practice opens; every date with calls when its hours are unknown), annualised."""
-    a = result.assumptions
     operating = sum(1 for d in dates if clock.opens_on(date.fromordinal(d))) or len(dates)
-    per_day = result.missed / operating if operating else 0.0
+    return estimate_for(result.missed, operating, result.assumptions)
+
+
+def estimate_for(missed: int, operating_days_in_log: int, a: Assumptions) -> Estimate:
+    """The estimate from the two figures of the log it needs: the page recomputes it this
+    way when a manager edits an assumption (the file itself is long gone by then)."""
+    per_day = missed / operating_days_in_log if operating_days_in_log else 0.0
     new_patients = per_day * a.new_patient_share
     annual = (
         None
         if a.visit_value_usd is None
         else round(new_patients * a.booking_gap * a.visit_value_usd * a.operating_days)
     )
-    return Estimate(operating, per_day, new_patients, a.booking_gap, annual)
+    return Estimate(operating_days_in_log, per_day, new_patients, a.booking_gap, annual)
+
+
+def with_assumptions(figures: dict[str, Any], a: Assumptions) -> dict[str, Any]:
+    """An audit's figures (`AuditResult.as_dict()`) under other assumptions. The callback
+    window decides who was never reached, which only the file can say: it stays."""
+    window = figures["assumptions"]["callback_window_days"]
+    if a.callback_window_days != window:
+        a = replace(a, callback_window_days=window)
+    est = estimate_for(figures["missed"], figures["estimate"]["operating_days_in_log"], a)
+    return {
+        **figures,
+        "assumptions": a.as_dict(),
+        "annual_leak_usd": est.annual_leak_usd,
+        "estimate": _estimate_dict(est),
+    }
+
+
+def _estimate_dict(est: Estimate) -> dict[str, Any]:
+    return {
+        "operating_days_in_log": est.operating_days_in_log,
+        "missed_per_operating_day": round(est.missed_per_operating_day, 3),
+        "new_patient_missed_per_day": round(est.new_patient_missed_per_day, 3),
+        "booking_gap": round(est.booking_gap, 4),
+    }

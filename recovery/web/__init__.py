@@ -90,6 +90,7 @@ def create_app(
 def register_blueprints(app: Flask) -> None:
     from recovery.web.admin import bp as admin_bp
     from recovery.web.api import bp as api_bp
+    from recovery.web.audit import bp as audit_bp
     from recovery.web.auth import bp as auth_bp
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
@@ -111,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(audit_bp)
 
 
 # Machines call these; everything else is a person with a browser.

@@ -259,8 +259,16 @@ def heat_level(count: int, most: int) -> int:
     return max(1, math.ceil((HEAT_STEPS - 1) * count / most))
 
 
-def heat_map(heat: Sequence[Sequence[int]], link: str) -> Markup:
-    """Unrecovered calls, weekday rows x hour-of-day columns, darker for more."""
+def heat_map(
+    heat: Sequence[Sequence[int]],
+    link: str | Callable[[int, int], str] | None,
+    *,
+    title: str = "Unrecovered calls by weekday and hour",
+    noun: str = "unrecovered",
+) -> Markup:
+    """Calls, weekday rows x hour-of-day columns, darker for more. `link` is one URL for
+    the whole map, a function (weekday, hour) -> URL for each cell, or None (the leak
+    audit's calls are in an uploaded file, not behind a link)."""
     left, top, cell, gap = 44, 22, 24, 2
     width = left + 24 * cell + 8
     height = top + 7 * cell + 6
@@ -282,31 +290,32 @@ def heat_map(heat: Sequence[Sequence[int]], link: str) -> Markup:
             )
         )
         for hour, count in enumerate(row):
-            tip = f"{WEEKDAY_NAMES[day]} {hour:02d}:00-{hour:02d}:59: {count} unrecovered"
-            out.append(
-                _el(
-                    "rect",
-                    _el("title", escape(tip)),
-                    x=left + hour * cell,
-                    y=y,
-                    width=cell - gap,
-                    height=cell - gap,
-                    rx=3,
-                    class_=f"heat heat-{heat_level(count, most)}",
-                )
+            tip = f"{WEEKDAY_NAMES[day]} {hour:02d}:00-{hour:02d}:59: {count} {noun}"
+            mark = _el(
+                "rect",
+                _el("title", escape(tip)),
+                x=left + hour * cell,
+                y=y,
+                width=cell - gap,
+                height=cell - gap,
+                rx=3,
+                class_=f"heat heat-{heat_level(count, most)}",
             )
+            out.append(_el("a", mark, href=link(day, hour)) if callable(link) else mark)
     busiest = sorted(
         ((n, d, h) for d, row in enumerate(heat) for h, n in enumerate(row) if n), reverse=True
     )[:5]
     desc = (
-        "No unrecovered calls in this range."
+        f"No {noun} calls in this range."
         if not busiest
-        else "Most unrecovered calls: "
+        else f"Most {noun} calls: "
         + "; ".join(f"{WEEKDAY_NAMES[d]} {h:02d}:00: {n}" for n, d, h in busiest)
         + ". Every cell is in the table below."
     )
-    body = _el("a", "".join(out), href=link)
-    return _svg("chart-heat", width, height, "Unrecovered calls by weekday and hour", desc, body)
+    body = "".join(out)
+    if isinstance(link, str):
+        body = _el("a", body, href=link)
+    return _svg("chart-heat", width, height, title, desc, body)
 
 
 # --- time to first text --------------------------------------------------------------------
