@@ -42,6 +42,8 @@ class SkipReason(enum.StrEnum):
     ANSWERED = "answered"  # a person picked up
     JOINED_EPISODE = "joined_episode"  # a repeat call: the open episode's text answers it
     OPTED_OUT = "opted_out"  # the caller opted out of texts
+    # The provider said no text reaches the number (invalid, a landline): a call-back task.
+    NOT_TEXTABLE = "not_textable"
 
     @property
     def untextable(self) -> bool:
@@ -57,6 +59,7 @@ _UNTEXTABLE = frozenset(
         SkipReason.OWN_NUMBER,
         SkipReason.BLOCKED,
         SkipReason.OPTED_OUT,
+        SkipReason.NOT_TEXTABLE,
     }
 )
 

@@ -78,6 +78,30 @@ class SuppressionReason(enum.StrEnum):
     OPTED_OUT = "opted out"  # the number opted out after the text was queued
 
 
+class Unreachable(enum.StrEnum):
+    """What a provider's error code says about the number itself, not about one attempt
+    (`recovery.services.unreachable` acts on it)."""
+
+    OPTED_OUT = "opted_out"  # 21610: the number replied STOP to the carrier
+    NOT_TEXTABLE = "not_textable"  # 21211 not a valid number, 21614 not a mobile (a landline)
+    # 30003-30008: the carrier could not deliver it (handset off or gone, blocked, unknown
+    # destination, landline or unreachable carrier, filtered, unknown error).
+    UNDELIVERED = "undelivered"
+
+
+_UNREACHABLE_CODES: dict[int, Unreachable] = {
+    21610: Unreachable.OPTED_OUT,
+    21211: Unreachable.NOT_TEXTABLE,
+    21614: Unreachable.NOT_TEXTABLE,
+    **{code: Unreachable.UNDELIVERED for code in range(30003, 30009)},
+}
+
+
+def unreachable_reason(code: int | None) -> Unreachable | None:
+    """What Twilio's error `code` means for the number, or None if only the attempt failed."""
+    return _UNREACHABLE_CODES.get(code) if code is not None else None
+
+
 class StaffReplyRefusal(enum.StrEnum):
     """Why the conversation page did not send what a staff member wrote."""
 

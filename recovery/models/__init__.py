@@ -3,7 +3,7 @@
 from recovery.models.admin import PasswordLink, SavedReply
 from recovery.models.audit import AuditAction, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
-from recovery.models.consent import OptOut
+from recovery.models.consent import OptOut, UntextableNumber
 from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
 from recovery.models.message import Direction, Message, MessageStatus
 from recovery.models.page import Page, PageStatus
@@ -38,5 +38,6 @@ __all__ = [
     "TaskStatus",
     "UndoKind",
     "UndoableAction",
+    "UntextableNumber",
     "User",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,3 +19,14 @@ def is_opted_out(session: Session, practice_id: int, number: str) -> bool:
         )
     )
     return found is not None
+
+
+def opt_out(session: Session, practice_id: int, number: str, now: datetime) -> None:
+    """STOP: opted out from now on (again, if they had opted back in)."""
+    row = session.scalars(
+        select(OptOut).where(OptOut.practice_id == practice_id, OptOut.phone == number)
+    ).first()
+    if row is None:
+        session.add(OptOut(practice_id=practice_id, phone=number, opted_out_at=now))
+    else:
+        row.opted_out_at, row.opted_in_at = now, None

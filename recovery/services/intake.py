@@ -19,6 +19,7 @@ from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.templates import SmsTemplates
 from recovery.models import CallEvent, Episode, Message, Practice
+from recovery.services import unreachable
 from recovery.services.consent import is_opted_out
 from recovery.services.practices import (
     PracticeDirectory,
@@ -108,6 +109,13 @@ def record_call(
 
     episode, joined = join_or_open_episode(session, practice, caller.e164, now)
     call.episode_id = episode.id
+    if unreachable.is_untextable(session, practice.id, caller.e164):
+        # An invalid number or a landline (the provider told us so): no text, whether or
+        # not this call joins an episode; the voice answer asks them to call back, and a
+        # person at the front desk calls them (one task per episode).
+        call.skip_reason = SkipReason.NOT_TEXTABLE
+        unreachable.open_call_back(session, practice, episode, now)
+        return IntakeResult(False, call.id, practice.id, episode.id, SkipReason.NOT_TEXTABLE)
     if joined and _has_first_text(session, episode.id):
         call.skip_reason = SkipReason.JOINED_EPISODE
         return IntakeResult(False, call.id, practice.id, episode.id, SkipReason.JOINED_EPISODE)

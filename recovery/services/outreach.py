@@ -38,7 +38,7 @@ from recovery.domain.messages import (
 from recovery.domain.phones import mask
 from recovery.domain.states import may_move, move, sources
 from recovery.models import Direction, Episode, Message, MessageStatus
-from recovery.services import paging
+from recovery.services import paging, unreachable
 from recovery.services.consent import is_opted_out
 from recovery.services.leases import LeaseKeeper
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
@@ -340,6 +340,9 @@ def _record_failure(
             message.status = move(message.status, MessageStatus.FAILED)
             outcome = DeliveryOutcome.FAILED
             paging.page_text_unreached(session, message, now)
+            if exc.permanent:
+                # 21610, 21211, 21614: about the number, not this attempt.
+                unreachable.on_provider_error(session, message, exc.code, now)
         else:
             message.status = move(message.status, MessageStatus.RETRYING)
             wait = timedelta(seconds=backoff_s(message.attempts))
@@ -497,6 +500,9 @@ def record_status(
     if status == MessageStatus.DELIVERED:
         message.delivered_at = now
     paging.page_text_unreached(session, message, now)
+    if status in (MessageStatus.UNDELIVERED, MessageStatus.FAILED):
+        # 30003-30008 on a first text: the patient never heard from us; a person calls.
+        unreachable.on_provider_error(session, message, message.error_code, now)
     return outcome
 
 

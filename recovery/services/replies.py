@@ -27,7 +27,7 @@ from recovery.domain.intents import Classification, Intent, classify
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import TASK_UNDONE, move
-from recovery.domain.tasks import TaskReason
+from recovery.domain.tasks import FRONT_DESK_SLA, TaskReason
 from recovery.domain.templates import SmsTemplates, callback_phrase
 from recovery.models import (
     Direction,
@@ -42,6 +42,7 @@ from recovery.models import (
     TaskQueue,
 )
 from recovery.services import conversation, outcomes, paging
+from recovery.services.consent import opt_out
 from recovery.services.intake import UnknownNumber, join_or_open_episode
 from recovery.services.outreach import next_requeue_at
 from recovery.services.practices import find_practice_by_number
@@ -50,7 +51,6 @@ from recovery.services.texts import queue_text
 log = logging.getLogger(__name__)
 
 BOOKING_PATH = "/b/"
-FRONT_DESK_SLA = timedelta(hours=1)
 # Requests that keep their own answer when they also name a symptom; the care team's
 # task is added beside it. Not STOP (honoured and nothing else), not URGENT or CLINICAL
 # (they are the care team already).
@@ -278,21 +278,7 @@ class Router:
     # --- intents ---------------------------------------------------------------------
 
     def stop(self) -> None:
-        opt_out = self.session.scalars(
-            select(OptOut).where(
-                OptOut.practice_id == self.practice.id, OptOut.phone == self.inbound.from_number
-            )
-        ).first()
-        if opt_out is None:
-            self.session.add(
-                OptOut(
-                    practice_id=self.practice.id,
-                    phone=self.inbound.from_number,
-                    opted_out_at=self.now,
-                )
-            )
-        else:
-            opt_out.opted_out_at, opt_out.opted_in_at = self.now, None
+        opt_out(self.session, self.practice.id, self.inbound.from_number, self.now)
         outcomes.close_episode(self.episode, EpisodeOutcome.OPTED_OUT, self.now)
         self.reply(MessageKind.STOP)
 

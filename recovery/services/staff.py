@@ -63,6 +63,7 @@ REASON_LABELS = {
     TaskReason.UNCLEAR: "Reply not understood",
     TaskReason.BOOK: "Wants an appointment",
     TaskReason.CLINICAL: "Clinical question: nurse to call back",
+    TaskReason.CALL_BACK: "Cannot be texted: call the patient",
 }
 OUTCOME_LABELS = {
     EpisodeOutcome.BOOKED: "Booked",

@@ -52,6 +52,7 @@ TABLES = (
     "pages",
     "call_events",
     "opt_outs",
+    "untextable_numbers",
     "episodes",
 )
 
