@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-quick soak eval-triage clean
+.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-audit bench-quick soak eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,14 +46,19 @@ format: $(STAMP) ## Apply ruff format and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Full benchmark (minutes); writes bench/results.md
+bench: $(STAMP) ## Full benchmark (minutes); writes bench/results.md and bench/leak_audit_results.md
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.leak_audit
+
+bench-audit: $(STAMP) ## The leak audit on 100,000 and 1,000,000 call-log rows: time, peak memory
+	$(BIN)/python -m bench.leak_audit
 
 bench-report: $(STAMP) ## The recovery report's page, API and CSV on 1,000,000 episodes; writes bench/report_results.md
 	$(BIN)/python -m bench.report_service
 
 bench-quick: $(STAMP) ## A few seconds of each benchmark, to check they run
 	$(BIN)/python -m bench.run --quick
+	$(BIN)/python -m bench.leak_audit --quick
 
 soak: $(STAMP) ## An hour of `recovery run` under a missed call every 5 s; must stay up
 	$(BIN)/python -m bench.soak
