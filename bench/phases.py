@@ -317,7 +317,13 @@ class Bench:
             worker_queues=s.worker_queues,
             sweep_interval_s=s.sweep_interval_s,
             sweep_grace_s=s.sweep_grace_s,
-            extra_env={"PYTHONPATH": str(ROOT), "LOG_LEVEL": s.log_level},
+            # The bench's clinics are one organisation behind one PBX: one shared secret
+            # (a practice's own is one HMAC among theirs; the cost is the same).
+            extra_env={
+                "PYTHONPATH": str(ROOT),
+                "LOG_LEVEL": s.log_level,
+                "WEBHOOK_SECRET_ALL_PRACTICES": "1",
+            },
         )
 
     @contextmanager

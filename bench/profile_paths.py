@@ -48,6 +48,7 @@ def _settings(database_url: str, redis_url: str, double_url: str, practices: Pat
         SECRET_KEY="x" * 32,
         PHI_ENCRYPTION_KEYS=new_key(),
         WEBHOOK_SECRET=WEBHOOK_SECRET,
+        WEBHOOK_SECRET_ALL_PRACTICES=True,  # the bench's clinics share one PBX
         LOG_LEVEL="INFO",
     )
 

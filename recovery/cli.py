@@ -64,6 +64,39 @@ def practices_load(path: Path) -> None:
     load_practices_file(Settings(), path)
 
 
+@practices.command("secret")
+@click.argument("slug")
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Make a new secret; the old one keeps working for 24 hours, time to update the sender.",
+)
+def practices_secret(slug: str, rotate: bool) -> None:
+    """Print the secret SLUG's booking system or PBX signs its webhooks with (making one if
+    it has none). A request signed with it acts on SLUG only."""
+    from recovery.db import make_engine, make_session_factory, session_scope, utcnow
+    from recovery.services.errors import NotFound
+    from recovery.services.webhook_secrets import SecretChange, practice_secret
+
+    engine = make_engine(Settings().effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            try:
+                found = practice_secret(session, slug, now=utcnow(), rotate=rotate)
+            except NotFound as exc:
+                raise click.ClickException(str(exc)) from None
+            # Shown is audited too: whoever reads it can sign as the practice.
+            audit_cli(session, f"practices secret {found.slug} {found.change.value}")
+    finally:
+        engine.dispose()
+    click.echo(found.secret)
+    if found.change is SecretChange.ROTATED and found.previous_until is not None:
+        click.echo(
+            f"the previous secret works until {found.previous_until:%Y-%m-%d %H:%M} UTC",
+            err=True,
+        )
+
+
 def load_practices_file(settings: Settings, path: Path) -> None:
     from recovery.db import make_engine, make_session_factory, session_scope
     from recovery.schemas.practices import PracticesFileError, read_practices
@@ -862,7 +895,7 @@ def simulate_missed_call(
     else:
         generic = settings.model_copy(update={"twilio_auth_token": ""})
         try:
-            signed = simulation.missed_call(generic, caller, called)
+            signed = simulation.missed_call(generic, caller, called, _line_secret(called))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         response = _post_signed(settings.public_base_url, signed)
@@ -872,6 +905,23 @@ def simulate_missed_call(
         raise click.ClickException("the server refused the webhook (see above)")
     if wait:
         show_first_text(settings, "twilio" if via == "twilio" else "generic", call_id, sent_at)
+
+
+def _line_secret(line: str) -> str | None:
+    """The webhook secret of the practice that owns LINE (made, and audited, if it had
+    none): the generic webhook signed as that practice's PBX would sign it."""
+    from recovery.db import make_engine, make_session_factory, session_scope, utcnow
+    from recovery.services.webhook_secrets import SecretChange, line_secret
+
+    engine = make_engine(Settings().effective_database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            found = line_secret(session, line, now=utcnow())
+            if found is not None and found.change is SecretChange.CREATED:
+                audit_cli(session, f"practices secret {found.slug} created")
+    finally:
+        engine.dispose()
+    return found.secret if found else None
 
 
 @simulate.command("reply")

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     practices_file: str = Field(default="", alias="RECOVERY_PRACTICES_FILE")
     secret_key: str = Field(default="", alias="SECRET_KEY")
     webhook_secret: str = Field(default="", alias="WEBHOOK_SECRET")
+    # WEBHOOK_SECRET acts on every practice, so with more than one practice it is refused
+    # unless the operator says they are one organisation (services/webhook_secrets.py).
+    webhook_secret_all_practices: bool = Field(default=False, alias="WEBHOOK_SECRET_ALL_PRACTICES")
     # Encrypt patients' words at rest: comma-separated Fernet keys, the first encrypts and
     # all decrypt (`recovery keys new` prints one; `recovery keys rotate` re-encrypts).
     phi_encryption_keys: str = Field(default="", alias="PHI_ENCRYPTION_KEYS")

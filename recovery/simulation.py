@@ -87,15 +87,19 @@ def signed_twilio_form(settings: Settings, path: str, form: dict[str, str], ref:
     )
 
 
-def missed_call(settings: Settings, caller: str, called: str) -> SignedPost:
+def missed_call(
+    settings: Settings, caller: str, called: str, webhook_secret: str | None = None
+) -> SignedPost:
     """A missed call, through Twilio's <Dial action> when we have a Twilio token, else
-    through the generic JSON webhook."""
+    through the generic JSON webhook, signed with `webhook_secret` (the called practice's
+    own) or else WEBHOOK_SECRET."""
     if settings.twilio_auth_token:
         call_sid = "CA" + secrets.token_hex(16)
         account = settings.twilio_account_sid or PLACEHOLDER_ACCOUNT_SID
         form = missed_dial_action_form(account, call_sid, caller, called)
         return signed_twilio_form(settings, DIAL_ACTION_PATH, form, call_sid)
-    if not settings.webhook_secret:
+    secret = webhook_secret or settings.webhook_secret
+    if not secret:
         raise ValueError("set TWILIO_AUTH_TOKEN or WEBHOOK_SECRET to sign a simulated call")
     from recovery.web.security import sign_generic
 
@@ -113,7 +117,7 @@ def missed_call(settings: Settings, caller: str, called: str) -> SignedPost:
     headers = {
         "Content-Type": "application/json",
         "X-Recovery-Timestamp": timestamp,
-        "X-Recovery-Signature": sign_generic(settings.webhook_secret, timestamp, body),
+        "X-Recovery-Signature": sign_generic(secret, timestamp, body),
     }
     return SignedPost(
         GENERIC_MISSED_PATH, headers, body=body, provider="generic", reference=call_id

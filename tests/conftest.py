@@ -9,6 +9,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from recovery.web.security import sign_generic
@@ -17,7 +19,24 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PRACTICES_FILE = FIXTURES / "practices.yaml"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ACCOUNT_SID = "AC0000000000000000000000000000aaaa"
-WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_SECRET = "test-webhook-secret"  # the install-wide one: refused on these 3 practices
+
+
+def practice_secret(slug: str) -> str:
+    """The webhook secret the test suites give each practice (give_practices_secrets)."""
+    return f"test-webhook-secret-{slug}"
+
+
+VALLEY_SECRET = practice_secret("valley-family")
+
+
+def give_practices_secrets(session: Session) -> None:
+    from recovery.models import Practice
+
+    for practice in session.scalars(select(Practice)):
+        practice.webhook_secret = practice_secret(practice.slug)
+
+
 # A fixed PHI key (any Fernet key), so a test can open what the app it started stored.
 PHI_KEY = "8lGZ0tD9r6XKk2d8J1m3vD9cY8rQk3k2r7cT4t0n1xE="
 
@@ -33,7 +52,7 @@ def twilio_signature(public_url: str, form: dict[str, str], token: str = AUTH_TO
 
 
 def generic_request(
-    payload: dict[str, Any], secret: str = WEBHOOK_SECRET, at: float | None = None
+    payload: dict[str, Any], secret: str = VALLEY_SECRET, at: float | None = None
 ) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     timestamp = str(int(at if at is not None else time.time()))

@@ -46,6 +46,12 @@ class Practice(Base):
     # Set when a manager edited the on-call roster or the manager to page in the browser:
     # from then on the browser owns them, and loading the practices file leaves them be.
     roster_edited_at: Mapped[datetime | None]
+    # What this practice's booking system or PBX signs generic webhooks with; a request
+    # signed with it acts on this practice only (services/webhook_secrets.py). A rotated
+    # secret stays valid until previous_webhook_secret_until.
+    webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_webhook_secret_until: Mapped[datetime | None]
     created_at: Mapped[created_at]
 
     numbers: Mapped[list[PracticeNumber]] = relationship(

@@ -41,6 +41,7 @@ from recovery.models import (
 )
 from recovery.models.user import fit_name
 from recovery.services.consent import is_opted_out
+from recovery.services.errors import NotFound
 from recovery.services.texts import line_called, queue_text
 
 log = logging.getLogger(__name__)
@@ -182,11 +183,14 @@ def confirm_booking(
     token: str | None = None,
     practice_slug: str | None = None,
     phone: str | None = None,
+    practice_id: int | None = None,
 ) -> Episode | None:
     """A booking system says the patient booked: the episode ends BOOKED.
 
     Which episode: the one whose tracked-link token is `token`; else (no token, or an
     unknown one) the most recent episode of `phone` (E.164) at the practice `practice_slug`.
+    With `practice_id` (the practice whose secret signed the confirmation), a token or a
+    slug of another practice is NotFound, and nothing changes.
 
     Which bookings count:
     * an OPEN episode with an active urgent page is left OPEN, the page too: the booking
@@ -202,7 +206,13 @@ def confirm_booking(
     Returns the BOOKED episode (or the open one of the first rule), or None when no
     episode was (or already is) booked.
     """
+    if practice_id is not None and practice_slug:
+        slug_id = session.scalar(select(Practice.id).where(Practice.slug == practice_slug))
+        if slug_id != practice_id:
+            raise NotFound(f"no practice {practice_slug} for this secret")
     episode = _booking_episode(session, token, practice_slug, phone)
+    if practice_id is not None and episode is not None and episode.practice_id != practice_id:
+        raise NotFound("no such booking reference for this secret")
     if episode is None:
         log.info("booking confirmation matched no episode (phone %s)", mask(phone))
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from twilio.request_validator import RequestValidator
 
@@ -32,15 +32,19 @@ def sign_generic(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + digest.hexdigest()
 
 
-def check_generic_signature(
-    secret: str,
+def generic_signer(
+    candidates: Sequence[str],
     timestamp: str | None,
     signature: str | None,
     body: bytes,
     now: float | None = None,
-) -> None:
-    if not secret:
-        raise Forbidden("WEBHOOK_SECRET is not configured, so no request can be verified")
+) -> int:
+    """Which of `candidates` signed this request (its index); Forbidden if none did, or
+    the request is stale. Every candidate is compared, so timing tells nothing of which."""
+    if not candidates:
+        raise Forbidden(
+            "no webhook secret is configured: `recovery practices secret SLUG` makes one"
+        )
     if not timestamp or not signature:
         raise Forbidden("missing X-Recovery-Timestamp or X-Recovery-Signature")
     try:
@@ -49,5 +53,10 @@ def check_generic_signature(
         raise Forbidden("X-Recovery-Timestamp is not a Unix time in seconds") from None
     if abs((now if now is not None else time.time()) - sent_at) > MAX_SKEW_S:
         raise Forbidden("X-Recovery-Timestamp is more than 5 minutes away from now")
-    if not hmac.compare_digest(sign_generic(secret, timestamp, body), signature):
+    found = -1
+    for index, secret in enumerate(candidates):
+        if hmac.compare_digest(sign_generic(secret, timestamp, body), signature) and found < 0:
+            found = index
+    if found < 0:
         raise Forbidden("bad X-Recovery-Signature")
+    return found

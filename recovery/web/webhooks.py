@@ -22,7 +22,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.messages import StatusOutcome
-from recovery.domain.phones import mask
+from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import EpisodeStatus
 from recovery.schemas.webhooks import (
     MAX_BODY_BYTES,
@@ -35,13 +35,15 @@ from recovery.schemas.webhooks import (
     TwilioIncomingCall,
     TwilioMessageStatus,
 )
+from recovery.services.errors import NotFound
 from recovery.services.intake import IntakeResult, UnknownNumber, find_practice, record_call
 from recovery.services.outcomes import confirm_booking
 from recovery.services.outreach import record_status
 from recovery.services.replies import record_inbound
+from recovery.services.webhook_secrets import signers
 from recovery.sms.twilio import TWILIO_STATUSES
 from recovery.web import Runtime, runtime_of
-from recovery.web.security import Forbidden, check_generic_signature, check_twilio_signature
+from recovery.web.security import Forbidden, check_twilio_signature, generic_signer
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,12 @@ def _malformed(exc: ValidationError) -> tuple[Response, int]:
     return jsonify(error="malformed payload", reason=reason, details=details), 400
 
 
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> tuple[Response, int]:
+    log.warning("%s %s: %s", request.method, request.path, exc)
+    return jsonify(error="not found", reason=str(exc)), 404
+
+
 @bp.errorhandler(UnknownNumber)
 def _unknown_number(exc: UnknownNumber) -> tuple[Response, int]:
     log.warning("%s %s: %s", request.method, request.path, exc)
@@ -97,11 +105,15 @@ def _verified_twilio_form() -> dict[str, str]:
     return params
 
 
-def _intake(report: CallReport) -> IntakeResult:
+def _intake(report: CallReport, signed_for: int | None = None) -> IntakeResult:
+    """Record the call; `signed_for` is the practice whose secret signed the request, and
+    a call to another practice's number is answered as if no practice owned it."""
     runtime = _runtime()
     now = utcnow()
     with session_scope(runtime.sessions) as session:
         practice = find_practice(session, report, runtime.practices)
+        if signed_for is not None and practice.id != signed_for:
+            raise UnknownNumber(f"no practice owns {mask(parse_number(report.called_raw).e164)}")
         result = record_call(session, report, runtime.templates, now, practice)
     _enqueue(runtime, result)
     return result
@@ -293,15 +305,28 @@ def _not_json(exc: MalformedPayload) -> tuple[Response, int]:
     return jsonify(error="malformed payload", reason=str(exc)), 400
 
 
-def _verified_json() -> dict[str, Any]:
-    """The body of a request signed with WEBHOOK_SECRET, as a JSON object."""
+def _verified_json() -> tuple[dict[str, Any], int | None]:
+    """The body of a signed request as a JSON object, and the practice whose secret signed
+    it (None: the install-wide WEBHOOK_SECRET, where that may act on every practice)."""
     body = request.get_data(cache=True)
-    check_generic_signature(
-        _runtime().settings.webhook_secret,
-        request.headers.get("X-Recovery-Timestamp"),
-        request.headers.get("X-Recovery-Signature"),
-        body,
-    )
+    runtime = _runtime()
+    with session_scope(runtime.sessions) as session:
+        candidates = signers(
+            session,
+            shared_secret=runtime.settings.webhook_secret,
+            shared_for_all=runtime.settings.webhook_secret_all_practices,
+            now=utcnow(),
+        )
+    signer = candidates[
+        generic_signer(
+            [c.secret for c in candidates],
+            request.headers.get("X-Recovery-Timestamp"),
+            request.headers.get("X-Recovery-Signature"),
+            body,
+        )
+    ]
+    if signer.refused:
+        raise Forbidden(signer.refused)
     if json_depth(body) > MAX_JSON_DEPTH:
         # Checked on the bytes: json.loads itself recurses, and dies, on deep enough input.
         raise MalformedPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -311,7 +336,7 @@ def _verified_json() -> dict[str, Any]:
         raise MalformedPayload(f"body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise MalformedPayload("body must be a JSON object")
-    return payload
+    return payload, signer.practice_id
 
 
 @bp.post("/twilio/sms")
@@ -339,7 +364,8 @@ def twilio_inbound_sms() -> Response:
 @bp.post("/bookings")
 def booking_confirmed() -> tuple[Response, int]:
     """A booking system confirms a booking; the episode ends booked."""
-    confirmation = BookingConfirmation.model_validate(_verified_json())
+    payload, signed_for = _verified_json()
+    confirmation = BookingConfirmation.model_validate(payload)
     with session_scope(_runtime().sessions) as session:
         episode = confirm_booking(
             session,
@@ -347,6 +373,7 @@ def booking_confirmed() -> tuple[Response, int]:
             token=confirmation.ref,
             practice_slug=confirmation.practice,
             phone=confirmation.phone,
+            practice_id=signed_for,
         )
         episode_id = episode.id if episode is not None else None
         still_open = episode is not None and episode.status is EpisodeStatus.OPEN
@@ -365,7 +392,7 @@ def booking_confirmed() -> tuple[Response, int]:
 @bp.post("/calls/missed")
 def generic_missed_call() -> tuple[Response, int]:
     """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
-    payload = _verified_json()
+    payload, signed_for = _verified_json()
     call = GenericMissedCall.model_validate(payload, context=_live())
     result = _intake(
         CallReport(
@@ -377,7 +404,8 @@ def generic_missed_call() -> tuple[Response, int]:
             reason=call.reason,
             occurred_at=call.occurred_at,
             raw_payload=payload,
-        )
+        ),
+        signed_for,
     )
     if result.duplicate:
         return jsonify(status="duplicate"), 200

@@ -23,8 +23,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.cli import migrate
 from recovery.config import Settings
-from recovery.db import make_engine, make_session_factory
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PRACTICES_FILE, WEBHOOK_SECRET
+from recovery.db import make_engine, make_session_factory, session_scope
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PRACTICES_FILE,
+    WEBHOOK_SECRET,
+    give_practices_secrets,
+)
 from tests.support.stack import Stack, StackConfig
 from tests.support.twilio_double import TwilioDouble
 
@@ -136,6 +142,12 @@ def stack(
 ) -> Iterator[Stack]:
     config = stack_config(database_url, redis_url, twilio, tmp_path_factory.mktemp("stack"))
     with Stack(config) as running:
+        # The app loaded the practices as it started; each gets its own webhook secret
+        # (WEBHOOK_SECRET is refused on a multi-practice install).
+        engine = make_engine(database_url)
+        with session_scope(make_session_factory(engine)) as session:
+            give_practices_secrets(session)
+        engine.dispose()
         yield running
 
 

@@ -57,10 +57,6 @@ def test_explicit_message_states_migrate_existing_rows(database_url: str) -> Non
     gets its state, and next_attempt_at keeps only a retry's backoff."""
     from sqlalchemy import text
 
-    from recovery.db import make_session_factory
-    from recovery.schemas.practices import read_practices
-    from recovery.services.practices import load_practices
-    from tests.conftest import PRACTICES_FILE
     from tests.integration.conftest import fresh_database
 
     before = "c1a0c0a11b05"
@@ -68,11 +64,18 @@ def test_explicit_message_states_migrate_existing_rows(database_url: str) -> Non
         config = alembic_config(url)
         command.downgrade(config, before)
         engine = make_engine(url)
-        with make_session_factory(engine).begin() as session:
-            # The practices table is the same at both revisions: the models can write it.
-            load_practices(session, read_practices(PRACTICES_FILE))
         with engine.begin() as connection:
-            practice = connection.execute(text("SELECT min(id) FROM practices")).scalar_one()
+            # Plain SQL: the models are at head, and the practices table has grown since.
+            practice = connection.execute(
+                text(
+                    "INSERT INTO practices (slug, name, timezone, ring_timeout_s, hours,"
+                    " holidays, visit_value, on_call, blocked_numbers, episode_window_h,"
+                    " billing_sla_h, refill_sla_h, refill_cutoff, ack_timeout_s,"
+                    " reply_window_h, nudge_after_h, quiet_hours, created_at) VALUES"
+                    " ('valley-family', 'Valley', 'America/Chicago', 20, '{}', '[]', 0, '[]',"
+                    " '[]', 12, 4, 2, '15:00', 300, 24, 4, '21:00-08:00', now()) RETURNING id"
+                )
+            ).scalar_one()
             rows = [
                 # (direction, status, attempts, intent, next_attempt_at)
                 ("outbound", "pending", 0, None, "2026-11-03 15:00:06+00"),

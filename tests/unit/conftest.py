@@ -22,7 +22,14 @@ from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
 from recovery.web import create_app
 from recovery.web.throttle import SignInThrottle
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PHI_KEY, PRACTICES_FILE, WEBHOOK_SECRET
+from tests.conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PHI_KEY,
+    PRACTICES_FILE,
+    WEBHOOK_SECRET,
+    give_practices_secrets,
+)
 
 PUBLIC_BASE_URL = "https://recovery.example.com"
 
@@ -79,6 +86,7 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory, empty_schema: Pa
     engine = copy_database(empty_schema, f"sqlite:///{path}")
     with session_scope(make_session_factory(engine)) as session:
         load_practices(session, read_practices(PRACTICES_FILE))
+        give_practices_secrets(session)
     engine.dispose()  # the last connection checkpoints the WAL into the file
     return path
 

@@ -157,6 +157,25 @@ def test_simulator_call_and_hang_up_goes_through_the_signed_webhook(
     assert dispatcher.sent == [text.id]  # queued for the worker, as for a real call
 
 
+def test_without_a_twilio_token_the_simulator_signs_the_generic_call_as_the_practice(
+    settings: Settings, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
+) -> None:
+    # WEBHOOK_SECRET is refused on this three-practice install: the practice's own is used.
+    untokened = settings.model_copy(update={"twilio_auth_token": ""})
+    client = create_app(untokened, sessions=sessions, dispatcher=dispatcher).test_client()
+    client.get("/simulator")
+
+    response = client.post(
+        "/simulator/call",
+        data={"line": LINE, "phone": "(512) 555-0133", "csrf_token": csrf(client)},
+    )
+
+    assert response.status_code == 302
+    with sessions() as session:
+        call = session.scalars(select(CallEvent)).one()
+        assert (call.provider, call.caller) == ("generic", "+15125550133")
+
+
 def test_simulator_text_is_stored_encrypted_and_queued_for_routing(
     client: FlaskClient, sessions: sessionmaker[Session], dispatcher: RecordingDispatcher
 ) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.models import CallEvent, Episode, Message
 from recovery.web.security import sign_generic
-from tests.conftest import WEBHOOK_SECRET, load_form, twilio_signature
+from tests.conftest import VALLEY_SECRET, load_form, twilio_signature
 from tests.unit.conftest import PUBLIC_BASE_URL
 
 SMS = "/webhooks/twilio/sms"
@@ -50,7 +50,7 @@ def post_signed(client: FlaskClient, path: str, body: bytes) -> Any:
         headers={
             "Content-Type": "application/json",
             "X-Recovery-Timestamp": timestamp,
-            "X-Recovery-Signature": sign_generic(WEBHOOK_SECRET, timestamp, body),
+            "X-Recovery-Signature": sign_generic(VALLEY_SECRET, timestamp, body),
         },
     )
 

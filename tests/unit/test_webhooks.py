@@ -504,7 +504,7 @@ def test_generic_webhook_that_is_not_json_is_400(client: FlaskClient) -> None:
     timestamp = str(int(time.time()))
     headers = {
         "X-Recovery-Timestamp": timestamp,
-        "X-Recovery-Signature": sign_generic("test-webhook-secret", timestamp, body),
+        "X-Recovery-Signature": sign_generic("test-webhook-secret-valley-family", timestamp, body),
     }
     response = client.post(GENERIC, data=body, headers=headers)
     assert response.status_code == 400
