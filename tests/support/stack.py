@@ -7,6 +7,7 @@ are the ones the Procfile runs.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -103,6 +104,10 @@ class Stack:
         }
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        # Each process has a session of its own (a signal for the tests' terminal is not
+        # theirs), so a test run killed before its teardown (a `timeout`, a Ctrl-C twice)
+        # would leave them running, holding PostgreSQL connections and consuming the next
+        # run's queue: they are told to end when the thread that started them ends.
         self._argv[name] = argv
         # cwd is the var dir: no stray .env from a developer's checkout leaks in. The child
         # keeps its own copy of the log's file descriptor, so ours is closed at once.
@@ -114,6 +119,7 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     # Generous: a loaded CI machine (or one shared by several suites) can take most of a
@@ -267,3 +273,12 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the spawning thread's process goes (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
