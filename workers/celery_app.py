@@ -21,9 +21,8 @@ PERIODIC_QUEUE = "periodic"
 PERIODIC_TASKS = (
     "recovery.sweep",
     "recovery.escalate_pages",
-    "recovery.page_overdue_tasks",
+    "recovery.breach_sweep",
     "recovery.follow_up",
-    "recovery.sla_sweep",
 )
 
 
@@ -64,15 +63,10 @@ def make_celery(settings: Settings) -> Celery:
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },
-            # A clinical task is due minutes after the reply: checked as often as pages.
-            "page-overdue-tasks": {
-                "task": "recovery.page_overdue_tasks",
-                "schedule": settings.sweep_interval_s,
-                "options": {"expires": settings.sweep_interval_s},
-            },
-            # Tasks past their due time: the manager hears within seconds of the breach.
-            "sla-breaches": {
-                "task": "recovery.sla_sweep",
+            # Tasks past their due time: the manager hears within seconds of the breach,
+            # and a clinical task (due minutes after the reply) is paged as fast as pages.
+            "task-breaches": {
+                "task": "recovery.breach_sweep",
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },

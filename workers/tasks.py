@@ -14,7 +14,7 @@ from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.services import breaches, outcomes, outreach, paging, replies, sla
+from recovery.services import breaches, outcomes, outreach, paging, replies
 from recovery.services.leases import LeaseKeeper
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
@@ -136,17 +136,6 @@ def escalate_pages(self: RecoveryTask) -> int:
     return len(queued)
 
 
-@shared_task(name="recovery.page_overdue_tasks", base=RecoveryTask, bind=True)
-def page_overdue_tasks(self: RecoveryTask) -> int:
-    res = self.resources
-    with session_scope(res.sessions) as session:
-        queued = breaches.page_overdue_clinical_tasks(
-            session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
-        )
-    _dispatch(queued)
-    return len(queued)
-
-
 @shared_task(name="recovery.follow_up", base=RecoveryTask, bind=True)
 def follow_up(self: RecoveryTask) -> int:
     """Close episodes whose reply window passed, and send the one allowed nudge."""
@@ -161,26 +150,21 @@ def follow_up(self: RecoveryTask) -> int:
     return len(closed) + len(nudges)
 
 
-# What else happens, once, when a task breaches its SLA (beyond the manager's text).
-BREACH_HOOKS: tuple[sla.BreachHook, ...] = ()
-
-
-@shared_task(name="recovery.sla_sweep", base=RecoveryTask, bind=True)
-def sla_sweep(self: RecoveryTask) -> int:
+@shared_task(name="recovery.breach_sweep", base=RecoveryTask, bind=True)
+def breach_sweep(self: RecoveryTask) -> int:
+    """Tasks past their due time: the manager's text, the unclaimed clinical task's page,
+    and past twice the SLA the manager's list; each once (services/breaches.py)."""
     res = self.resources
     with session_scope(res.sessions) as session:
-        swept = sla.sweep_breaches(
-            session,
-            res.templates,
-            now=utcnow(),
-            public_base_url=res.settings.public_base_url,
-            hooks=BREACH_HOOKS,
+        swept = breaches.sweep(
+            session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
         )
     _dispatch(swept.message_ids)
-    if swept.breached or swept.escalated:
+    if swept.count:
         log.info(
-            "SLA sweep: %d task(s) breached, %d escalated",
+            "breach sweep: %d task(s) breached, %d paged, %d escalated",
             len(swept.breached),
+            len(swept.paged),
             len(swept.escalated),
         )
-    return len(swept.breached) + len(swept.escalated)
+    return swept.count

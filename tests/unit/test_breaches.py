@@ -9,23 +9,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
+from recovery.domain.messages import MessageKind
 from recovery.domain.pages import PageReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, Page, PageStatus, Task, TaskStatus
-from recovery.services.breaches import page_overdue_clinical_tasks
+from recovery.services import breaches
 from recovery.services.paging import acknowledge, escalate_due
 from tests.unit.test_paging import practice
 from tests.unit.test_replies import BASE, FRIDAY_EVENING, call, reply
 
 DUE = FRIDAY_EVENING + timedelta(minutes=30)
 RIVERA, LEE = "+15125550111", "+15125550112"
+MANAGER = "+15125550120"
 
 
 def sweep(sessions: sessionmaker[Session], templates: SmsTemplates, now: datetime) -> list[str]:
-    """Run the breach sweep; return who its texts go to."""
+    """Run the breach sweep; return who its pages go to (the manager's breach texts are
+    tests/unit/test_sla.py's)."""
     with session_scope(sessions) as session:
-        ids = page_overdue_clinical_tasks(session, templates, now=now, public_base_url=BASE)
-        return [m.to_number for m in session.scalars(select(Message).where(Message.id.in_(ids)))]
+        ids = breaches.sweep(session, templates, now=now, public_base_url=BASE).message_ids
+        pages = select(Message).where(Message.id.in_(ids), Message.kind == MessageKind.PAGE)
+        return [m.to_number for m in session.scalars(pages)]
 
 
 @pytest.fixture
@@ -53,6 +57,47 @@ def test_an_unclaimed_clinical_task_is_paged_at_its_due_time_and_only_once(
         [text] = session.scalars(select(Message).where(Message.kind == "page")).all()
         assert "clinical question" in text.body and page.code in text.body
         assert "hurting" not in text.body and "+1512555019" not in text.body
+
+
+@pytest.mark.usefixtures("clinical_task")
+def test_one_sweep_texts_the_manager_and_pages_the_unclaimed_clinical_task_once_each(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    with session_scope(sessions) as session:
+        practice(session).manager = {"name": "Pat Kim", "phone": MANAGER}
+    with session_scope(sessions) as session:
+        first = breaches.sweep(session, templates, now=DUE, public_base_url=BASE)
+        [task_id] = first.breached
+        assert first.paged == [task_id]
+        texts = session.scalars(select(Message).where(Message.id.in_(first.message_ids)))
+        assert sorted((m.kind.value, m.to_number) for m in texts) == [
+            ("page", RIVERA),
+            ("sla_breach", MANAGER),
+        ]
+    with session_scope(sessions) as session:
+        again = breaches.sweep(
+            session, templates, now=DUE + timedelta(seconds=2), public_base_url=BASE
+        )
+        assert (again.breached, again.paged, again.message_ids) == ([], [], [])
+
+
+@pytest.mark.usefixtures("clinical_task")
+def test_a_page_that_cannot_start_is_tried_again_and_keeps_the_manager_s_text(
+    sessions: sessionmaker[Session], templates: SmsTemplates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a template that does not render")
+
+    monkeypatch.setattr(breaches, "start_page", broken)
+    with session_scope(sessions) as session:
+        practice(session).manager = {"name": "Pat Kim", "phone": MANAGER}
+    with session_scope(sessions) as session:
+        failed = breaches.sweep(session, templates, now=DUE, public_base_url=BASE)
+        assert failed.paged == [] and len(failed.breached) == 1
+        assert len(failed.message_ids) == 1  # the manager's text stands
+    monkeypatch.undo()
+
+    assert sweep(sessions, templates, DUE + timedelta(seconds=2)) == [RIVERA]
 
 
 @pytest.mark.usefixtures("clinical_task")

@@ -14,7 +14,7 @@ from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.models import AuditEvent, Task, TaskQueue, TaskStatus, User
-from recovery.services import sla
+from recovery.services import breaches
 from tests.e2e import scenario
 from tests.e2e.scenario import Scenario
 from tests.unit.test_staff_pages import sign_in, text_of
@@ -194,7 +194,7 @@ def test_a_manager_sees_the_sla_banner_after_a_breach(
     templates: SmsTemplates,
 ) -> None:
     with session_scope(sessions) as session:
-        sla.sweep_breaches(session, templates, now=utcnow(), public_base_url="https://x.example")
+        breaches.sweep(session, templates, now=utcnow(), public_base_url="https://x.example")
     manager = app.test_client()  # type: ignore[attr-defined]
     desk = app.test_client()  # type: ignore[attr-defined]
     sign_in(manager, MANAGER)

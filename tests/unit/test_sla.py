@@ -1,5 +1,5 @@
-"""The SLA sweep: a task past due texts the manager once and runs each hook once; past
-twice its SLA it moves to the manager's own list."""
+"""The breach sweep, for every task: past due it texts the manager once; past twice its
+SLA it moves to the manager's own list. (Its clinical page: tests/unit/test_breaches.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, Practice, Task, TaskStatus, User
-from recovery.services import sla
+from recovery.services import breaches
 from tests.e2e import scenario
 from tests.e2e.scenario import Scenario
 
@@ -34,13 +34,10 @@ def world(settings: Settings, sessions: sessionmaker[Session], templates: SmsTem
 
 
 def sweep(
-    sessions: sessionmaker[Session],
-    templates: SmsTemplates,
-    now: datetime,
-    hooks: tuple[sla.BreachHook, ...] = (),
-) -> sla.BreachSweep:
+    sessions: sessionmaker[Session], templates: SmsTemplates, now: datetime
+) -> breaches.BreachSweep:
     with session_scope(sessions) as session:
-        return sla.sweep_breaches(session, templates, now=now, public_base_url=BASE, hooks=hooks)
+        return breaches.sweep(session, templates, now=now, public_base_url=BASE)
 
 
 def breach_texts(sessions: sessionmaker[Session]) -> list[Message]:
@@ -48,21 +45,16 @@ def breach_texts(sessions: sessionmaker[Session]) -> list[Message]:
         return list(session.scalars(select(Message).where(Message.kind == MessageKind.SLA_BREACH)))
 
 
-def test_an_overdue_task_texts_the_manager_once_and_runs_each_hook_once(
+def test_an_overdue_task_texts_the_manager_once(
     world: Scenario, sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
-    seen: list[int] = []
-
-    def hook(session: Session, task: Task, now: datetime) -> list[int]:
-        seen.append(task.id)
-        return []
-
     now = utcnow()
-    first = sweep(sessions, templates, now, (hook,))
-    again = sweep(sessions, templates, now + timedelta(seconds=5), (hook,))
+    first = sweep(sessions, templates, now)
+    again = sweep(sessions, templates, now + timedelta(seconds=5))
 
     assert first.breached == [world.unclear_task_id]  # the scenario's overdue task
-    assert again.breached == [] and seen == [world.unclear_task_id]
+    assert first.paged == [] and first.escalated == []  # not clinical; not twice late yet
+    assert again.breached == [] and again.message_ids == []
     [text] = breach_texts(sessions)
     assert text.to_number == MANAGER_PHONE and first.message_ids == [text.id]
     assert f"task {world.unclear_task_id} is past its due time" in text.body
@@ -88,7 +80,7 @@ def test_every_task_breaches_at_its_due_time_and_escalates_at_twice_its_sla(
     with sessions() as session:
         billing = session.get(Task, world.billing_task_id)
         assert billing is not None
-        due, twice = billing.due_at, sla.twice_sla_at(billing)
+        due, twice = billing.due_at, breaches.twice_sla_at(billing)
         manager = session.scalars(select(User).where(User.email == "boss@valley.example")).one()
 
     assert (

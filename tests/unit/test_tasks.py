@@ -81,10 +81,13 @@ def test_beat_runs_the_sweep_and_the_escalations_every_sweep_interval(
     celery = make_celery(settings.model_copy(update={"sweep_interval_s": interval}))
 
     by_task = {entry["task"]: entry for entry in celery.conf.beat_schedule.values()}
-    for name in ("recovery.sweep", "recovery.escalate_pages"):
+    for name in ("recovery.sweep", "recovery.escalate_pages", "recovery.breach_sweep"):
         assert by_task[name]["schedule"] == interval
         assert by_task[name]["options"]["expires"] == interval
         assert name in celery.tasks
+    # One job for tasks past their due time (the manager's text, the clinical page, the
+    # manager's list): two would each lock and read the same overdue rows every tick.
+    assert [n for n in by_task if "breach" in n or "overdue" in n] == ["recovery.breach_sweep"]
 
 
 def test_beat_follows_up_episodes_every_follow_up_interval(settings: Settings) -> None:
