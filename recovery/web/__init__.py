@@ -95,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
     from recovery.web.landing import bp as landing_bp
+    from recovery.web.openapi import bp as openapi_bp
     from recovery.web.reports import bp as reports_bp
     from recovery.web.simulator import bp as simulator_bp
     from recovery.web.staff import bp as staff_bp
@@ -102,6 +103,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(openapi_bp)
     app.register_blueprint(bookings_bp)
     app.register_blueprint(auth_bp)
     # Before staff: the first rule registered for "/" wins, and the landing page decides
