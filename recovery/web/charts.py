@@ -330,9 +330,12 @@ def ttft_labels() -> list[str]:
     return labels
 
 
-def ttft_histogram(buckets: Sequence[int], never_texted: int, link: str) -> Markup:
+def ttft_histogram(
+    buckets: Sequence[int], never_texted: int, link: str | Callable[[int], str]
+) -> Markup:
     """How long the first texts took: one column per bucket, and the calls never texted
-    (opted out, blocked, or still failing) as their own column, set apart."""
+    (opted out, blocked, or still failing) as their own column, set apart. `link` is one
+    URL for the chart or a function of the column's index (the last: not texted)."""
     labels = [*ttft_labels(), "not texted"]
     counts = [*buckets, never_texted]
     width, left, bottom, plot_h, top_pad = 420, 4, 30, 140, 22
@@ -347,9 +350,10 @@ def ttft_histogram(buckets: Sequence[int], never_texted: int, link: str) -> Mark
         y = top_pad + plot_h - h
         kind = "chart-bar bar-never" if i == columns - 1 else "chart-bar bar-ttft"
         pad = slot * 0.12
+        column = "a" if callable(link) else "g"
         out.append(
             _el(
-                "g",
+                column,
                 _el("title", escape(f"{label}: {count}"))
                 + _el(
                     "rect",
@@ -375,6 +379,7 @@ def ttft_histogram(buckets: Sequence[int], never_texted: int, link: str) -> Mark
                     class_="chart-tick",
                     text_anchor="middle",
                 ),
+                href=link(i) if callable(link) else None,
             )
         )
     out.append(
@@ -388,5 +393,7 @@ def ttft_histogram(buckets: Sequence[int], never_texted: int, link: str) -> Mark
         )
     )
     desc = "; ".join(f"{label}: {count}" for label, count in zip(labels, counts, strict=True))
-    body = _el("a", "".join(out), href=link)
+    body = "".join(out)
+    if isinstance(link, str):
+        body = _el("a", body, href=link)
     return _svg("chart-ttft", width, height, "Time to first text", desc, body)

@@ -329,6 +329,14 @@ def headlines(report: Report, links: Links) -> list[Headline]:
 
 def pictures(report: Report, links: Links) -> dict[str, Any]:
     c = report.charts
+
+    # Each cell and column is a link to exactly the calls it counts.
+    def heat_link(day: int, hour: int) -> str:
+        return links.episodes(outcome="unrecovered", weekday=episode_list.WEEKDAYS[day], hour=hour)
+
+    def ttft_link(index: int) -> str:
+        return links.episodes(ttft=str(episode_list.band_of_bucket(index)))
+
     outcome_rows = [
         (key, OUTCOME_LABELS[key], n) for key, n in report.current.outcome_counts().items()
     ]
@@ -336,8 +344,10 @@ def pictures(report: Report, links: Links) -> dict[str, Any]:
         "days": charts.daily_lines(c.days, lambda d: links.episodes(DateRange(d, d))),
         "outcomes": charts.outcome_bars(outcome_rows, lambda key: links.episodes(outcome=key)),
         "outcome_rows": outcome_rows,
-        "heat": charts.heat_map(c.heat, links.episodes(outcome="unrecovered")),
-        "ttft": charts.ttft_histogram(c.ttft_buckets, c.never_texted, links.episodes()),
+        "heat": charts.heat_map(c.heat, heat_link),
+        "heat_links": [[heat_link(d, h) for h in range(24)] for d in range(7)],
+        "ttft": charts.ttft_histogram(c.ttft_buckets, c.never_texted, ttft_link),
+        "ttft_links": [ttft_link(i) for i in range(len(c.ttft_buckets) + 1)],
         "ttft_rows": list(
             zip(
                 [*charts.ttft_labels(), "not texted"],
@@ -449,6 +459,7 @@ def episodes() -> Any:
         scope=scope,
         wanted=wanted,
         filters=filters,
+        widened={k: v for k, v in filters.items() if k not in ("weekday", "hour", "ttft")},
         error=error,
         outcomes=[(o.value, OUTCOME_LABELS[o.value]) for o in episode_list.OutcomeFilter],
         intents=[(i.value, INTENT_LABELS.get(i.value, i.value.title())) for i in INTENTS],
@@ -507,15 +518,12 @@ def export() -> Response:
     except (BadRange, episode_list.BadFilter) as exc:
         abort(400, description=str(exc))
     name = f"recovery-{scope.slug}-{wanted.days.start}-to-{wanted.days.end}.csv"
-    return csv_response(
-        lambda session: reports.csv_rows(
-            session,
-            reports.practices_by_id(session, practice_ids),
-            wanted.days,
-            where=wanted.conditions(),
-        ),
-        name,
-    )
+
+    def rows(session: Any) -> Iterator[tuple[object, ...]]:
+        practices = reports.practices_by_id(session, practice_ids)
+        return reports.csv_rows(session, practices, wanted.days, where=wanted.conditions(practices))
+
+    return csv_response(rows, name)
 
 
 def csv_response(rows: Callable[[Any], Iterator[tuple[object, ...]]], filename: str) -> Response:
