@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from recovery.db import insert_unique
 from recovery.domain.change import Changed
@@ -31,7 +30,7 @@ from recovery.models import (
 )
 from recovery.models.user import fit_name
 from recovery.services.audit import record
-from recovery.services.auth import MIN_PASSWORD_LENGTH, Viewer, normalize_email
+from recovery.services.auth import MIN_PASSWORD_LENGTH, Viewer, hash_password, normalize_email
 from recovery.services.errors import NotAllowed, NotFound
 
 LINK_LIFETIME = timedelta(days=3)
@@ -291,7 +290,7 @@ def redeem(session: Session, token: str, password: str, *, now: datetime) -> Lin
     if link is None or user is None or not user.active:
         return None
     link.used_at = now
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = hash_password(password)
     record(session, user.id, AuditAction.SET_PASSWORD, now=now, detail=f"link {link.id}")
     return LinkHolder(user.id, user.email, user.name)
 
