@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
     from sqlalchemy.orm import Session, sessionmaker
 
-    from recovery.models import User
+    from recovery.models import Message, User
 
 from recovery.config import Settings
 from recovery.simulation import missed_dial_action_form
@@ -750,6 +750,8 @@ def migrate(settings: Settings) -> None:
     config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
     config.attributes["database_url"] = settings.effective_database_url
     config.attributes["configure_logger"] = False
+    # A data migration that encrypts existing rows uses these settings' PHI keys.
+    config.attributes["settings"] = settings
     command.upgrade(config, "head")
 
 
@@ -1011,6 +1013,16 @@ def _post(url: str, data: dict[str, str] | bytes, headers: dict[str, str]) -> re
         ) from None
 
 
+def _evidence(settings: Settings, inbound: Message) -> str:
+    """ " (synonym:appointment)": what matched, when this process holds the PHI key."""
+    from recovery.crypto import MissingKey, PhiCipher
+
+    try:
+        return f" ({PhiCipher.from_settings(settings).decrypt(inbound.intent_evidence or '')})"
+    except (MissingKey, ValueError):
+        return ""
+
+
 def show_reply_outcome(settings: Settings, sid: str) -> None:
     from sqlalchemy import select
 
@@ -1027,7 +1039,7 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
                 continue
             time.sleep(0.5)  # let the worker send what the routing queued
             session.expire_all()
-            click.echo(f"understood: {inbound.intent} ({inbound.intent_evidence})")
+            click.echo(f"understood: {inbound.intent}{_evidence(settings, inbound)}")
             answers = session.scalars(
                 select(Message)
                 .where(

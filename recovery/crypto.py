@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -94,3 +95,60 @@ class PhiCipher:
             return self._all.rotate(token.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeEncodeError):
             raise ValueError("cannot decrypt: wrong key or damaged text") from None
+
+
+# What a phone system posts about a call, kept in the clear in call_events.raw_payload:
+# ids, states and durations, and the practice's own line. Everything else, the caller's
+# number, name and town (From, Caller, CallerName, FromZip...), a text's Body, and any field
+# we do not know, is sealed: a provider that adds a field cannot leak it into the database.
+CLEAR_PAYLOAD_FIELDS = frozenset(
+    {
+        "AccountSid",
+        "ApiVersion",
+        "CallSid",
+        "ParentCallSid",
+        "DialCallSid",
+        "CallStatus",
+        "DialCallStatus",
+        "DialCallDuration",
+        "CallDuration",
+        "Direction",
+        "Timestamp",
+        "SequenceNumber",
+        "CallbackSource",
+        "To",
+        "Called",
+        "call_id",
+        "to",
+        "reason",
+        "occurred_at",
+    }
+)
+SEALED_FIELD = "_sealed"
+
+
+def seal_payload(cipher: PhiCipher, payload: dict[str, Any]) -> dict[str, Any]:
+    """PAYLOAD with every field not in CLEAR_PAYLOAD_FIELDS moved into one encrypted
+    JSON object under SEALED_FIELD (absent when there is nothing to seal)."""
+    clear = {k: v for k, v in payload.items() if k in CLEAR_PAYLOAD_FIELDS}
+    rest = {k: v for k, v in payload.items() if k not in CLEAR_PAYLOAD_FIELDS}
+    if rest:
+        clear[SEALED_FIELD] = cipher.encrypt(json.dumps(rest, sort_keys=True))
+    return clear
+
+
+def open_payload(cipher: PhiCipher, stored: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the provider posted it."""
+    opened = {k: v for k, v in stored.items() if k != SEALED_FIELD}
+    sealed = stored.get(SEALED_FIELD)
+    if isinstance(sealed, str):
+        opened.update(json.loads(cipher.decrypt(sealed)))
+    return opened
+
+
+def seal(cipher: PhiCipher, text: str | None) -> str | None:
+    return None if text is None else cipher.encrypt(text)
+
+
+def unseal(cipher: PhiCipher, token: str | None) -> str | None:
+    return None if token is None else cipher.decrypt(token)

@@ -77,6 +77,12 @@ class Intent(str, Enum):  # noqa: UP042
     UNKNOWN = "unknown"
 
 
+def evidence_kind(evidence: str) -> str:
+    """What kind of match it was ("red_flag", "keyword"), without the patient's words that
+    matched: what a log line may say."""
+    return evidence.split(":", 1)[0]
+
+
 @dataclass(frozen=True)
 class Classification:
     intent: Intent

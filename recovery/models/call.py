@@ -38,4 +38,6 @@ class CallEvent(Base):
     occurred_at: Mapped[datetime]
     received_at: Mapped[created_at]
     episode_id: Mapped[int | None] = mapped_column(ForeignKey("episodes.id"), index=True)
-    raw_payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # kept verbatim for audit
+    # As posted, for audit; what names the caller (From, Caller, CallerName, a Body, any
+    # field we do not know) is sealed in one encrypted field (recovery.crypto.seal_payload).
+    raw_payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -33,7 +33,8 @@ class Message(Base):
     # An inbound text may hold PHI: kept only encrypted (recovery.crypto), body stays "".
     body_ciphertext: Mapped[str | None] = mapped_column(Text)
     intent: Mapped[str | None] = mapped_column(String(16))  # inbound: what we understood
-    intent_evidence: Mapped[str | None] = mapped_column(String(100))
+    # What matched ("red_flag:chest pain"): the patient's words again, so encrypted too.
+    intent_evidence: Mapped[str | None] = mapped_column(Text)
     page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"), index=True)
     # A text a staff member wrote (kind "staff_reply"): who. Its words may hold PHI, so
     # they are kept like a patient's, only in body_ciphertext.

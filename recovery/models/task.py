@@ -39,6 +39,7 @@ class Task(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     claimed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    # What staff wrote on completing it, about a patient: encrypted (recovery.crypto).
     note: Mapped[str | None] = mapped_column(Text)
     # The page started because nobody claimed this (clinical) task by its due time: set
     # once, so a task is paged exactly once.

@@ -42,7 +42,7 @@ class UndoableAction(Base):
     task_status: Mapped[TaskStatus | None] = mapped_column(enum_column(TaskStatus))
     task_claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     task_claimed_at: Mapped[datetime | None]
-    task_note: Mapped[str | None] = mapped_column(Text)
+    task_note: Mapped[str | None] = mapped_column(Text)  # encrypted, as tasks.note
 
     # The episode before the action, when the action changed it (closed it, or turned
     # UNRECOVERED into BOOKED); all None when the episode was left as it was.

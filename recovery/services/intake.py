@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from recovery.crypto import PhiCipher, seal_payload
 from recovery.db import insert_unique
 from recovery.domain.calls import CallReport, SkipReason, screen_call
 from recovery.domain.messages import MessageKind
@@ -67,7 +68,11 @@ def record_call(
     templates: SmsTemplates,
     now: datetime,
     practice: Practice | None = None,
+    *,
+    cipher: PhiCipher,
 ) -> IntakeResult:
+    """`cipher` seals what the phone system told us about the caller (their number, name
+    and town in the raw payload) before it is stored."""
     practice = practice or find_practice(session, report)
     caller = parse_number(report.caller_raw)
     own_numbers = {n.number for n in practice.numbers} | (
@@ -91,7 +96,7 @@ def record_call(
         skip_reason=screening.skip_reason,
         occurred_at=report.occurred_at,
         received_at=now,
-        raw_payload=report.raw_payload,
+        raw_payload=seal_payload(cipher, report.raw_payload),
     )
     if not insert_unique(session, call):
         # The provider retried, or sent the same call to two endpoints: already handled.

@@ -12,17 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from recovery.crypto import PhiCipher
-from recovery.models import Message, User
+from recovery.crypto import SEALED_FIELD, PhiCipher
+from recovery.models import CallEvent, Message, Task, UndoableAction, User
 
 log = logging.getLogger(__name__)
 
 # Every column that holds a Fernet token (one PHI value each).
 ENCRYPTED_COLUMNS: tuple[InstrumentedAttribute[Any], ...] = (
     Message.body_ciphertext,
+    Message.intent_evidence,
+    Task.note,
+    UndoableAction.task_note,
     User.totp_secret,
 )
 
@@ -44,6 +47,7 @@ def rotate(
     report = RotateReport()
     for column in ENCRYPTED_COLUMNS:
         _rotate_column(sessions, cipher, column, batch_size, report, progress)
+    _rotate_payloads(sessions, cipher, batch_size, report, progress)
     return report
 
 
@@ -91,9 +95,48 @@ def _rotate_column(
                     progress(f"{name} {row_id}: no configured key opens it")
                 if fresh is not None:
                     session.execute(
-                        model.__table__.update()
-                        .where(model.id == row_id)
-                        .values({column.key: fresh})
+                        update(model).where(model.id == row_id).values({column.key: fresh})
                     )
             last_id = rows[-1][0]
         progress(f"{name}: up to id {last_id}, {report.rotated - before} re-encrypted")
+
+
+def _rotate_payloads(
+    sessions: sessionmaker[Session],
+    cipher: PhiCipher,
+    batch_size: int,
+    report: RotateReport,
+    progress: Callable[[str], None],
+) -> None:
+    """call_events.raw_payload: the sealed field inside each JSON object."""
+    last_id = 0
+    while True:
+        with sessions.begin() as session:
+            rows = session.execute(
+                select(CallEvent.id, CallEvent.raw_payload)
+                .where(CallEvent.id > last_id)
+                .order_by(CallEvent.id)
+                .limit(batch_size)
+                .with_for_update()
+            ).all()
+            if not rows:
+                return
+            before = report.rotated
+            for row_id, payload in rows:
+                token = payload.get(SEALED_FIELD) if isinstance(payload, dict) else None
+                if not isinstance(token, str):
+                    continue
+                unreadable = report.unreadable
+                fresh = rotate_value(cipher, token, report)
+                if report.unreadable > unreadable:
+                    progress(f"call_events.raw_payload {row_id}: no configured key opens it")
+                if fresh is not None:
+                    session.execute(
+                        update(CallEvent)
+                        .where(CallEvent.id == row_id)
+                        .values(raw_payload={**payload, SEALED_FIELD: fresh})
+                    )
+            last_id = rows[-1][0]
+        progress(
+            f"call_events.raw_payload: up to id {last_id}, {report.rotated - before} re-encrypted"
+        )

@@ -337,7 +337,8 @@ def complete_task(
     answering the patient leaves the episode open, to end unrecovered at its deadline:
     "resolved" would count as recovered a patient who never heard from us.
 
-    Completing a done task changes nothing. None for an unknown id.
+    Completing a done task changes nothing. None for an unknown id. `note` is stored as
+    given: the caller encrypts it (queue.complete).
     """
     task = session.get(Task, task_id, with_for_update=True, populate_existing=True)
     if task is None:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from recovery.crypto import PhiCipher, seal, unseal
 from recovery.domain.states import TASK_UNDONE, move
 from recovery.domain.tasks import TaskReason
 from recovery.models import (
@@ -189,6 +190,7 @@ def board_version(
 def task_board(
     session: Session,
     viewer: Viewer,
+    cipher: PhiCipher,
     *,
     now: datetime,
     filters: Filters = Filters(),
@@ -239,6 +241,7 @@ def task_board(
             c,
             clock,
             viewer,
+            note=unseal(cipher, t.note),
             answered=t.episode_id in answered,
             assigned_name=names.get(t.assigned_to or 0),
         )
@@ -247,7 +250,7 @@ def task_board(
     done_visible = [
         (t, c) for t, c in done_rows if filters.queue is None or t.queue is filters.queue
     ]
-    done = [task_row(t, c, clock, viewer) for t, c in done_visible]
+    done = [task_row(t, c, clock, viewer, note=unseal(cipher, t.note)) for t, c in done_visible]
     pages = _active_pages(session, practice, clock) if viewer.can_take_pages else []
 
     seen = sorted(
@@ -467,6 +470,7 @@ def complete(
     session: Session,
     viewer: Viewer,
     task_id: int,
+    cipher: PhiCipher,
     *,
     note: str | None,
     now: datetime,
@@ -492,8 +496,9 @@ def complete(
         or found.episode_id in conversation.answered(session, {found.episode_id})
     )
     note = (note or "").strip()[:2000] or None
+    # What staff write about a patient is PHI like the patient's own words: stored sealed.
     result = outcomes.complete_task(
-        session, task_id, by=viewer.name, note=note, now=now, reached_patient=reached
+        session, task_id, by=viewer.name, note=seal(cipher, note), now=now, reached_patient=reached
     )
     if result is None:
         raise NotFound

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
 from recovery.db import insert_unique
-from recovery.domain.intents import Classification, Intent, classify
+from recovery.domain.intents import Classification, Intent, classify, evidence_kind
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import TASK_UNDONE, move
@@ -127,7 +127,8 @@ def handle_reply(
     inbound.status = move(inbound.status, MessageStatus.ROUTED)
     inbound.status_updated_at = now
     inbound.intent = understood.intent.value
-    inbound.intent_evidence = understood.evidence[:100]
+    # What matched ("red_flag:chest pain") repeats the patient's words: sealed like them.
+    inbound.intent_evidence = cipher.encrypt(understood.evidence[:100])
 
     if understood.intent is Intent.ACK and paging.may_acknowledge(
         session, practice, inbound.from_number
@@ -146,7 +147,7 @@ def handle_reply(
         message_id,
         mask(inbound.from_number),
         result.intent,
-        understood.evidence,
+        evidence_kind(understood.evidence),
     )
     return result
 

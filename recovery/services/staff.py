@@ -20,7 +20,7 @@ import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from recovery.crypto import PhiCipher
+from recovery.crypto import PhiCipher, unseal
 from recovery.domain.messages import MAX_STAFF_REPLY, MessageKind, StaffReplyRefusal
 from recovery.domain.states import TASK_UNDONE
 from recovery.domain.tasks import TaskReason
@@ -395,9 +395,11 @@ def task_row(
     clock: Clock,
     viewer: Viewer,
     *,
+    note: str | None,
     answered: bool = True,
     assigned_name: str | None = None,
 ) -> TaskRow:
+    """`note`: the task's note, decrypted (tasks.note is stored encrypted)."""
     return TaskRow(
         id=task.id,
         episode_id=task.episode_id,
@@ -412,7 +414,7 @@ def task_row(
         claimed_by=task.claimed_by,
         claimed_at=clock.maybe(task.claimed_at),
         completed_at=clock.maybe(task.completed_at),
-        note=task.note,
+        note=note,
         mine=task.claimed_by == viewer.name
         if task.status is TaskStatus.CLAIMED
         else task.assigned_to == viewer.id,
@@ -633,7 +635,7 @@ def view_episode(
                     clock.local(task.completed_at),
                     "task",
                     f"Completed by {task.claimed_by or 'staff'}",
-                    task.note,
+                    unseal(cipher, task.note),
                 )
             )
 
@@ -703,7 +705,14 @@ def view_episode(
         language=LANGUAGE_LABELS.get(episode.language, episode.language),
         opted_out_at=clock.maybe(opted_out_at),
         tasks=[
-            task_row(t, episode.caller, clock, viewer, answered=t.episode_id in answered)
+            task_row(
+                t,
+                episode.caller,
+                clock,
+                viewer,
+                note=unseal(cipher, t.note),
+                answered=t.episode_id in answered,
+            )
             for t in open_tasks
         ],
         reply_from=display_phone(line_called(session, practice, reply_to)),

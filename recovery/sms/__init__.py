@@ -18,6 +18,9 @@ def make_provider(settings: Settings) -> SmsProvider:
             api_base_url=settings.twilio_api_base_url,
             timeout_s=settings.provider_timeout_s,
         )
-    from recovery.sms.console import ConsoleProvider
+    from recovery.crypto import MissingKey
+    from recovery.sms.console import ConsoleProvider, outbox_key
 
-    return ConsoleProvider(settings.var_dir / "outbox.jsonl")
+    if not settings.phi_keys:
+        raise MissingKey("SMS_PROVIDER=console needs PHI_ENCRYPTION_KEYS (`recovery keys new`)")
+    return ConsoleProvider(settings.var_dir / "outbox.jsonl", key=outbox_key(settings.phi_keys[0]))

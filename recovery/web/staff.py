@@ -121,6 +121,7 @@ def _board(now: datetime) -> queue.TaskBoard:
             return queue.task_board(
                 session,
                 viewer(),
+                runtime_of(current_app).cipher,
                 now=now,
                 filters=_filters(),
                 practice_slug=request.args.get("practice"),
@@ -250,6 +251,7 @@ def complete_task(task_id: int) -> Response:
                 session,
                 viewer(),
                 task_id,
+                runtime_of(current_app).cipher,
                 note=request.form.get("note"),
                 called=request.form.get("called") == "1",
                 now=utcnow(),

@@ -114,7 +114,9 @@ def _intake(report: CallReport, signed_for: int | None = None) -> IntakeResult:
         practice = find_practice(session, report, runtime.practices)
         if signed_for is not None and practice.id != signed_for:
             raise UnknownNumber(f"no practice owns {mask(parse_number(report.called_raw).e164)}")
-        result = record_call(session, report, runtime.templates, now, practice)
+        result = record_call(
+            session, report, runtime.templates, now, practice, cipher=runtime.cipher
+        )
     _enqueue(runtime, result)
     return result
 
@@ -177,7 +179,9 @@ def twilio_voice() -> Response:
             return _twiml(response)
         if not practice.forward_to:
             report = replace(report, reason="unstaffed")
-        result = record_call(session, report, runtime.templates, now, practice)
+        result = record_call(
+            session, report, runtime.templates, now, practice, cipher=runtime.cipher
+        )
         name = practice.name
     _enqueue(runtime, result)
     return _twiml(

@@ -22,7 +22,7 @@ import requests
 
 from recovery.cli import post_twilio_dial_action
 from recovery.config import Settings
-from recovery.sms.console import read_outbox
+from recovery.sms.console import number_digest, outbox_key, read_outbox
 from tests.support.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -88,7 +88,22 @@ class EmbeddedRun:
         return self.texts_to_any({number})
 
     def texts_to_any(self, numbers: set[str]) -> list[dict[str, str]]:
-        return [t for t in read_outbox(self.outbox) if t["to"] in numbers]
+        """The texts to any of NUMBERS, each with its full number in "to" (the outbox has it
+        masked, and a digest keyed from the run's own PHI key)."""
+        key = outbox_key(self.phi_key())
+        by_digest = {number_digest(key, n): n for n in numbers}
+        return [
+            {**t, "to": by_digest[t["to_digest"]]}
+            for t in read_outbox(self.outbox)
+            if t.get("to_digest") in by_digest
+        ]
+
+    def phi_key(self) -> str:
+        """The first PHI key of the .env `recovery run` wrote in the folder."""
+        for line in (self.folder / ".env").read_text(encoding="utf-8").splitlines():
+            if line.startswith("PHI_ENCRYPTION_KEYS="):
+                return line.split("=", 1)[1].split(",")[0].strip()
+        raise AssertionError("no PHI_ENCRYPTION_KEYS in the run's .env")
 
     def simulate_call(self, caller: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from recovery.crypto import PhiCipher
 from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.services.intake import IntakeResult, record_call
-from tests.conftest import unique_sid
+from tests.conftest import PHI_KEY, unique_sid
 
 CALLER = "+15125550199"  # Austin: Chicago time, like the practice
 MAIN_LINE = "+15125550100"  # Valley Family Clinic's main number (tests/fixtures/practices.yaml)
@@ -52,4 +53,4 @@ def missed_call(
     """A missed call through intake at `at` (the call, its episode, its pending first
     text), in the caller's transaction."""
     report = missed_call_report(at=at, caller=caller, called=called, call_id=call_id)
-    return record_call(session, report, templates, at)
+    return record_call(session, report, templates, at, cipher=PhiCipher([PHI_KEY]))

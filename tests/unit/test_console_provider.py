@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from recovery.sms.base import OutboundSms
-from recovery.sms.console import ConsoleProvider, read_outbox
+from recovery.sms.console import ConsoleProvider, number_digest, outbox_key, read_outbox
+from tests.conftest import PHI_KEY
+
+KEY = outbox_key(PHI_KEY)
 
 
 def sms(to: str = "+15125550199", body: str = "Valley Family Clinic: hello") -> OutboundSms:
@@ -16,7 +19,7 @@ def sms(to: str = "+15125550199", body: str = "Valley Family Clinic: hello") -> 
 
 def test_each_text_is_one_json_line_in_the_outbox(tmp_path: Path) -> None:
     outbox = tmp_path / "nested" / "outbox.jsonl"
-    provider = ConsoleProvider(outbox, stream=io.StringIO())
+    provider = ConsoleProvider(outbox, stream=io.StringIO(), key=KEY)
 
     first = provider.send(sms(to="+15125550199", body="first\nline two"))
     second = provider.send(sms(to="+15125550198", body="second"))
@@ -26,7 +29,8 @@ def test_each_text_is_one_json_line_in_the_outbox(tmp_path: Path) -> None:
     records = read_outbox(outbox)
     assert [r["sid"] for r in records] == [first.provider_sid, second.provider_sid]
     assert records[0]["from"] == "+15125550100"
-    assert records[0]["to"] == "+15125550199"
+    assert records[0]["to"] == "+1********99"  # masked
+    assert records[0]["to_digest"] == number_digest(KEY, "+15125550199")
     assert records[0]["body"] == "first\nline two"
     assert records[1]["body"] == "second"
     assert records[0]["at"].endswith("+00:00")
@@ -34,7 +38,7 @@ def test_each_text_is_one_json_line_in_the_outbox(tmp_path: Path) -> None:
 
 def test_the_body_is_printed_to_the_given_stream(tmp_path: Path) -> None:
     stream = io.StringIO()
-    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=stream)
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=stream, key=KEY)
 
     result = provider.send(sms(body="Valley Family Clinic: sorry we missed your call!"))
 
@@ -44,7 +48,7 @@ def test_the_body_is_printed_to_the_given_stream(tmp_path: Path) -> None:
 
 
 def test_sids_are_unique_and_look_like_message_sids(tmp_path: Path) -> None:
-    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO())
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO(), key=KEY)
 
     sids = [provider.send(sms()).provider_sid for _ in range(50)]
 
@@ -57,11 +61,11 @@ def test_reading_a_missing_outbox_gives_no_texts(tmp_path: Path) -> None:
 
 
 def test_the_provider_is_named_console(tmp_path: Path) -> None:
-    assert ConsoleProvider(tmp_path / "outbox.jsonl").name == "console"
+    assert ConsoleProvider(tmp_path / "outbox.jsonl", key=KEY).name == "console"
 
 
 def test_it_answers_what_it_sent_to_a_number_since_a_moment(tmp_path: Path) -> None:
-    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO())
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=io.StringIO(), key=KEY)
     before = datetime.now(UTC) - timedelta(seconds=1)
     first = provider.send(sms(body="one"))
     provider.send(sms(to="+15125550198", body="elsewhere"))
@@ -73,3 +77,18 @@ def test_it_answers_what_it_sent_to_a_number_since_a_moment(tmp_path: Path) -> N
         (first.provider_sid, "one"),
     ]
     assert provider.find_sent("+15125550100", "+15125550199", datetime.now(UTC)) == []
+
+
+def test_no_recipient_number_is_in_the_file_or_on_the_terminal(tmp_path: Path) -> None:
+    """The outbox and the terminal once held every patient's full number."""
+    outbox = tmp_path / "outbox.jsonl"
+    stream = io.StringIO()
+    provider = ConsoleProvider(outbox, stream=stream, key=KEY)
+
+    provider.send(sms(to="+15125550199", body="Valley Family Clinic: hello"))
+
+    assert "5125550199" not in outbox.read_text(encoding="utf-8")
+    assert "5125550199" not in stream.getvalue()
+    # Another key (another install) does not recognise the number.
+    other = ConsoleProvider(outbox, stream=io.StringIO(), key=outbox_key("another key"))
+    assert other.find_sent("+15125550100", "+15125550199", datetime(2000, 1, 1, tzinfo=UTC)) == []

@@ -8,11 +8,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.crypto import PhiCipher
 from recovery.db import session_scope
 from recovery.domain.calls import CallReport
 from recovery.domain.templates import SmsTemplates
 from recovery.models import CallDisposition, CallEvent, Episode, Message, MessageStatus, Practice
 from recovery.services.intake import IntakeResult, UnknownNumber, record_call
+from tests.conftest import PHI_KEY
 from tests.support.factories import missed_call_report
 
 T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
@@ -43,7 +45,9 @@ def intake(
     sessions: sessionmaker[Session], templates: SmsTemplates, report: CallReport
 ) -> IntakeResult:
     with session_scope(sessions) as session:
-        return record_call(session, report, templates, report.occurred_at)
+        return record_call(
+            session, report, templates, report.occurred_at, cipher=PhiCipher([PHI_KEY])
+        )
 
 
 def count(sessions: sessionmaker[Session], model: type) -> int:

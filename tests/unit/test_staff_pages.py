@@ -34,7 +34,7 @@ from recovery.models import (
 from recovery.schemas.practices import read_practices
 from recovery.services.auth import set_active
 from recovery.services.practices import load_practices
-from tests.conftest import PRACTICES_FILE
+from tests.conftest import PHI_KEY, PRACTICES_FILE
 from tests.e2e import scenario
 from tests.e2e.scenario import Scenario
 
@@ -432,7 +432,7 @@ def test_claim_then_complete_resolves_the_episode(
         task = session.get(Task, world.billing_task_id)
         assert task is not None
         assert task.status is TaskStatus.DONE and task.claimed_by == "Dana Front"
-        assert task.note == "Explained the copay."
+        assert task.note and PhiCipher([PHI_KEY]).decrypt(task.note) == "Explained the copay."
         episode = session.get(Episode, task.episode_id)
         assert episode is not None and episode.outcome is EpisodeOutcome.RESOLVED
     assert [e.episode_id for e in audit(sessions, "claim_task")] == [world.billing_episode_id]

@@ -24,7 +24,7 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus
 from recovery.services.leases import LeaseKeeper
-from recovery.sms.console import ConsoleProvider, read_outbox
+from recovery.sms.console import ConsoleProvider, number_digest, outbox_key, read_outbox
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
 from tests.conftest import PHI_KEY
 from tests.support.factories import missed_call
@@ -142,7 +142,7 @@ def resources(
     res = tasks.Resources(
         settings,
         sessions,
-        ConsoleProvider(outbox_of(settings), stream=io.StringIO()),
+        ConsoleProvider(outbox_of(settings), stream=io.StringIO(), key=outbox_key(PHI_KEY)),
         SmsTemplates(TEMPLATES_DIR / "sms"),
         PhiCipher([PHI_KEY]),
         LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
@@ -187,7 +187,7 @@ def test_send_text_task_sends_a_pending_first_text(
     assert task.run(message_id) == "not_claimed"
 
     [sent] = read_outbox(outbox_of(resources.settings))
-    assert sent["to"] == "+15125550199"
+    assert sent["to_digest"] == number_digest(outbox_key(PHI_KEY), "+15125550199")
     assert sent["body"].startswith("Valley Family Clinic:")
     assert status(sessions, message_id) is MessageStatus.ACCEPTED
 

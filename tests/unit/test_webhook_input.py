@@ -17,9 +17,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.crypto import PhiCipher, open_payload
 from recovery.models import CallEvent, Episode, Message
 from recovery.web.security import sign_generic
-from tests.conftest import VALLEY_SECRET, load_form, twilio_signature
+from tests.conftest import PHI_KEY, VALLEY_SECRET, load_form, twilio_signature
 from tests.unit.conftest import PUBLIC_BASE_URL
 
 SMS = "/webhooks/twilio/sms"
@@ -189,7 +190,8 @@ def test_a_little_nesting_from_a_phone_system_is_accepted(
     response = post_signed(client, GENERIC, json.dumps(generic_call(extra=extra)).encode())
     assert response.status_code == 200, response.data
     with sessions() as session:
-        assert session.scalars(select(CallEvent)).one().raw_payload["extra"] == extra
+        stored = session.scalars(select(CallEvent)).one().raw_payload
+        assert open_payload(PhiCipher([PHI_KEY]), stored)["extra"] == extra  # sealed at rest
 
 
 @pytest.mark.parametrize("path", [DIAL, STATUS, SMS])
