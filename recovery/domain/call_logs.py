@@ -22,11 +22,12 @@ from __future__ import annotations
 import csv
 import enum
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 __all__ = [
     "CallLog",
@@ -242,6 +243,7 @@ _ASTERISK_ALIASES = {
     "dcontext": ("dcontext", "destination_context"),
     "lastapp": ("lastapp", "last_app", "last_application"),
     "disposition": ("disposition",),
+    "uniqueid": ("uniqueid", "unique_id"),
 }
 _TWILIO_ALIASES = {
     "start": ("start_time", "date_created", "date", "start"),
@@ -363,6 +365,60 @@ def _asterisk(row: Sequence[str], line: int, cols: dict[str, int]) -> Row:
         if not _is_external(src) and src.strip():
             return CallRecord(line, at, "", Direction.INTERNAL, missed)
     return CallRecord(line, at, caller_key(src), Direction.INBOUND, missed)
+
+
+# The legs of one call (a ring group ringing three desks) are written together when the
+# call ends, so they sit within a few rows; a call not joined by another leg within this
+# many rows is complete. This bounds what the Asterisk join holds.
+ASTERISK_JOIN_ROWS = 2000
+
+
+def _asterisk_calls(
+    items: Iterable[tuple[int, Sequence[str]] | Malformed], cols: dict[str, int]
+) -> Iterator[Row]:
+    """Asterisk writes one CDR per leg it dialled: an inbound call to a ring group or a
+    queue is several rows with the caller's channel's uniqueid, one ANSWERED and the others
+    NO ANSWER. They are one call, answered if any leg was (and at its first leg's line and
+    start). Rows come out in file order, each once its call can have no more legs."""
+    pending: deque[list[Any]] = deque()  # [row, uniqueid or "", last row count seen]
+    open_calls: dict[str, list[Any]] = {}
+    for count, item in enumerate(items, start=1):
+        if isinstance(item, Malformed):
+            pending.append([item, "", 0])
+        else:
+            line, row = item
+            record = _asterisk(row, line, cols)
+            uid = _cell(row, cols.get("uniqueid")).strip()
+            joinable = isinstance(record, CallRecord) and record.direction is Direction.INBOUND
+            held = open_calls.get(uid) if joinable and uid else None
+            if held is not None:
+                first: CallRecord = held[0]
+                assert isinstance(record, CallRecord)
+                held[0] = CallRecord(
+                    first.line,
+                    min(first.at, record.at, key=_sortable),
+                    first.caller or record.caller,
+                    Direction.INBOUND,
+                    first.missed and record.missed,
+                )
+                held[2] = count
+            elif joinable and uid:
+                entry = [record, uid, count]
+                open_calls[uid] = entry
+                pending.append(entry)
+            else:
+                pending.append([record, "", 0])
+        while pending and (not pending[0][1] or pending[0][2] <= count - ASTERISK_JOIN_ROWS):
+            done, uid, _ = pending.popleft()
+            if uid:
+                del open_calls[uid]
+            yield done
+    for done, _, _ in pending:
+        yield done
+
+
+def _sortable(at: datetime) -> float:
+    return at.replace(tzinfo=UTC).timestamp() if at.tzinfo is None else at.timestamp()
 
 
 def _simple(row: Sequence[str], line: int, cols: dict[str, int]) -> Row:
@@ -573,9 +629,11 @@ def _rows(
                 yield row
             yield from malformed
             return
-        read = _asterisk if layout.format is CallLogFormat.ASTERISK else _simple
         cols = layout.columns
+        if layout.format is CallLogFormat.ASTERISK:
+            yield from _asterisk_calls(data(), cols)
+            return
         for item in data():
-            yield item if isinstance(item, Malformed) else read(item[1], item[0], cols)
+            yield item if isinstance(item, Malformed) else _simple(item[1], item[0], cols)
 
     return CallLog(layout, parsed())

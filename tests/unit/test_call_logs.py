@@ -323,3 +323,20 @@ def test_any_text_is_a_call_log_or_says_what_was_expected(text: str) -> None:
         assert "expected" in str(exc)
         return
     assert all(isinstance(r, CallRecord | Malformed) for r in got)
+
+
+def test_a_ring_groups_legs_are_one_call_answered_if_any_leg_was() -> None:
+    """Asterisk writes a CDR per desk a ring group rang, all with the caller's channel's
+    uniqueid: three rows, one call."""
+    got = rows(LOGS.joinpath("Master-ring-group.csv").read_text())
+    assert [(r.line, r.caller, r.missed) for r in got if isinstance(r, CallRecord)] == [
+        (1, "5125550199", False),  # desk 101 answered
+        (4, "5125550188", True),  # nobody did
+        (7, "5125550177", True),
+    ]
+    assert len(got) == 3
+
+
+def test_rows_without_a_uniqueid_are_calls_of_their_own() -> None:
+    text = LOGS.joinpath("Master-ring-group.csv").read_text().replace('"1762092072.201"', '""')
+    assert len(calls(text)) == 5
