@@ -18,6 +18,7 @@ practices' records as not found, and writes the audit row for what was seen or d
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -56,6 +57,24 @@ from recovery.services.staff import (
 )
 
 RECENTLY_DONE = timedelta(hours=24)
+
+# Which queues each role works: what its board lists and counts, and what its Next task and
+# Claim take. The one place this is decided. A task handed to a person (Hand over, or past
+# twice its SLA to the manager) is theirs whatever its queue.
+QUEUES_BY_ROLE: Mapping[Role, frozenset[TaskQueue]] = {
+    # The front desk covers billing and the care team's refill calls in a small clinic.
+    Role.STAFF: frozenset(TaskQueue),
+    # Nurses and doctors: the care team's work, and the front desk's when a patient needs a
+    # person; billing questions are not theirs to answer.
+    Role.CLINICIAN: frozenset({TaskQueue.CARE_TEAM, TaskQueue.FRONT_DESK}),
+    Role.MANAGER: frozenset(TaskQueue),
+    Role.ADMIN: frozenset(TaskQueue),
+}
+
+
+def works(viewer: Viewer, task: Task) -> bool:
+    """The task is on the viewer's board: a queue their role works, or handed to them."""
+    return task.queue in QUEUES_BY_ROLE[viewer.role] or task.assigned_to == viewer.id
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,7 @@ class TaskBoard:
     version: str = ""
     # The viewer's own Completes they can still take back, newest first (task id -> offer).
     undoable: dict[int, undo.UndoOffer] = field(default_factory=dict)
+    queues: list[str] = field(default_factory=list)  # the queues the viewer's role works
 
     @property
     def last_undo(self) -> undo.UndoOffer | None:
@@ -216,6 +236,8 @@ def task_board(
         .order_by(Task.completed_at.desc(), Task.id.desc())
     ).all()
 
+    open_rows = [row for row in open_rows if works(viewer, row[0])]
+    done_rows = [row for row in done_rows if works(viewer, row[0])]
     counts = {q.value: 0 for q in TaskQueue}
     overdue = {q.value: 0 for q in TaskQueue}
     for task, _ in open_rows:
@@ -282,6 +304,7 @@ def task_board(
         ),
         people=people,
         practices=choices if viewer.is_admin else [],
+        queues=[q.value for q in TaskQueue if q in QUEUES_BY_ROLE[viewer.role]],
         version=board_version(session, viewer, now=now, practice_slug=practice.slug),
         undoable={
             offer.task_id: offer
@@ -365,7 +388,12 @@ def _audit(
 
 def claim(session: Session, viewer: Viewer, task_id: int, *, now: datetime) -> TaskResult:
     """The viewer takes an open task. One already claimed stays with whoever has it."""
-    _find_task(session, viewer, task_id)
+    found = _find_task(session, viewer, task_id)
+    if not works(viewer, found):
+        raise NotAllowed(
+            f"The {found.queue.value.replace('_', ' ')} queue is not yours to work: "
+            "hand the task over to someone whose it is."
+        )
     result = outcomes.claim_task(session, task_id, by=viewer.name, now=now)
     if result is None:
         raise NotFound
@@ -392,6 +420,7 @@ def next_task(
             Task.practice_id == practice.id,
             Task.status == TaskStatus.OPEN,
             or_(Task.assigned_to.is_(None), Task.assigned_to == viewer.id),
+            or_(Task.queue.in_(QUEUES_BY_ROLE[viewer.role]), Task.assigned_to == viewer.id),
         )
         .order_by(Task.due_at, Task.id)
         .limit(1)

@@ -200,7 +200,7 @@ def claim_task(task_id: int) -> Response:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
             result = queue.claim(session, viewer(), task_id, now=utcnow())
-    except staff.NotFound as exc:
+    except (staff.NotFound, staff.NotAllowed) as exc:
         refuse(exc)
     if result.changed:
         flash("Task claimed: it is yours.", "ok")

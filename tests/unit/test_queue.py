@@ -13,8 +13,8 @@ from recovery.config import Settings
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.models import AuditEvent, Task, TaskQueue, TaskStatus, User
-from recovery.services import breaches
+from recovery.models import AuditEvent, Role, Task, TaskQueue, TaskStatus, User
+from recovery.services import breaches, queue
 from tests.e2e import scenario
 from tests.e2e.scenario import Scenario
 from tests.unit.test_staff_pages import sign_in, text_of
@@ -164,7 +164,7 @@ def test_the_live_poll_answers_204_until_something_changes(
     assert quiet.status_code == 204 and quiet.get_data() == b""
     assert len(audits(sessions, "view_tasks")) == views  # nothing shown, nothing audited
 
-    desk.post(f"/tasks/{world.billing_task_id}/claim", data={"csrf_token": token})
+    desk.post(f"/tasks/{world.refill_task_id}/claim", data={"csrf_token": token})
     changed = watcher.get(
         "/tasks/live", headers={"X-Requested-With": "live", "X-Live-Version": version}
     )
@@ -248,3 +248,37 @@ def test_a_task_cannot_be_handed_to_another_practices_user(
 
     assert response.status_code == 404
     assert task(sessions, world.billing_task_id).assigned_to is None
+
+
+def test_each_role_works_the_queues_of_its_table_and_what_is_handed_to_it(
+    app: object, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    assert queue.QUEUES_BY_ROLE[Role.STAFF] == set(TaskQueue)
+    assert queue.QUEUES_BY_ROLE[Role.CLINICIAN] == {TaskQueue.CARE_TEAM, TaskQueue.FRONT_DESK}
+    nurse = app.test_client()  # type: ignore[attr-defined]
+    desk = app.test_client()  # type: ignore[attr-defined]
+    nurse_token = sign_in(nurse, world.users.nurse)
+    desk_token = sign_in(desk, world.users.desk)
+
+    board = text_of(nurse.get("/tasks"))
+    assert f'id="task-{world.billing_task_id}"' not in board  # billing is not a nurse's
+    assert f'id="task-{world.refill_task_id}"' in board
+    assert f'id="task-{world.unclear_task_id}"' in board
+    assert "queue=billing" not in board and 'data-live-count="2"' in board
+    assert f'id="task-{world.billing_task_id}"' in text_of(desk.get("/tasks"))
+    refused = nurse.post(f"/tasks/{world.billing_task_id}/claim", data={"csrf_token": nurse_token})
+    assert refused.status_code == 403 and "not yours to work" in text_of(refused)
+    for _ in range(3):
+        nurse.post("/tasks/next", data={"csrf_token": nurse_token})
+    assert task(sessions, world.billing_task_id).status is TaskStatus.OPEN
+
+    # Handed to her by name, a billing task is hers after all.
+    with sessions() as session:
+        lee = session.scalars(select(User).where(User.email == world.users.nurse)).one()
+    desk.post(
+        f"/tasks/{world.billing_task_id}/reassign",
+        data={"csrf_token": desk_token, "user": str(lee.id)},
+    )
+    assert f'id="task-{world.billing_task_id}"' in text_of(nurse.get("/tasks?mine=1"))
+    nurse.post(f"/tasks/{world.billing_task_id}/claim", data={"csrf_token": nurse_token})
+    assert task(sessions, world.billing_task_id).claimed_by == "Nurse Lee"
