@@ -340,3 +340,47 @@ def test_a_ring_groups_legs_are_one_call_answered_if_any_leg_was() -> None:
 def test_rows_without_a_uniqueid_are_calls_of_their_own() -> None:
     text = LOGS.joinpath("Master-ring-group.csv").read_text().replace('"1762092072.201"', '""')
     assert len(calls(text)) == 5
+
+
+twilio_call = st.tuples(
+    st.integers(min_value=0, max_value=365 * 24 * 3600),
+    st.integers(min_value=2_000_000_000, max_value=9_999_999_999),
+    st.lists(st.sampled_from(["completed", "no-answer", "busy", "failed", "canceled"]), max_size=3),
+    st.booleans(),  # the export's order: the legs before the inbound call (newest first)
+)
+
+
+@GENERATED
+@given(calls_=st.lists(twilio_call, min_size=1, max_size=25), junk=st.lists(st.integers(0, 30)))
+def test_generated_twilio_export(
+    calls_: list[tuple[int, int, list[str], bool]], junk: list[int]
+) -> None:
+    """Each inbound call with the legs it dialled, in either order, and bad rows between:
+    one record per call, missed exactly when it dialled legs and none answered (or, with
+    no legs, when its own status says so), at the inbound row's line."""
+    header = ["Call Sid", "Parent Call Sid", "Start Time", "From", "To", "Direction", "Status"]
+    lines: list[list[str]] = [header]
+    expected: dict[int, tuple[str, bool]] = {}
+    bad_lines: set[int] = set()
+    for n, (offset, caller, legs, legs_first) in enumerate(calls_):
+        at = (START + timedelta(seconds=offset)).isoformat(sep=" ")
+        sid = f"CA{n:032x}"
+        own = "completed" if legs else ("no-answer" if caller % 2 else "completed")
+        inbound = [sid, "", at, f"+1{caller}", "+15125550100", "inbound", own]
+        leg_rows = [
+            [f"CB{n:030x}{i:02x}", sid, at, f"+1{caller}", "+15125550111", "outbound-dial", s]
+            for i, s in enumerate(legs)
+        ]
+        block = [*leg_rows, inbound] if legs_first else [inbound, *leg_rows]
+        for row in block:
+            lines.append(row)
+            if row is inbound:
+                missed = (not any(s == "completed" for s in legs)) if legs else own != "completed"
+                expected[len(lines)] = (str(caller), missed)
+        if n in junk:
+            lines.append([sid + "x", "", "not a time", "+15125550199", "+1", "inbound", "busy"])
+            bad_lines.add(len(lines))
+    got = rows(_write(lines))
+    records = {r.line: (r.caller, r.missed) for r in got if isinstance(r, CallRecord)}
+    assert records == expected
+    assert {r.line for r in got if isinstance(r, Malformed)} == bad_lines
