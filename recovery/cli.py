@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -682,6 +683,8 @@ def run(port: int | None) -> None:
         "PORT": str(port),
         "PUBLIC_BASE_URL": public_base_url,
         "PYTHONUNBUFFERED": "1",
+        # /metrics adds up what the web's and the worker's processes counted, from here.
+        "PROMETHEUS_MULTIPROC_DIR": str(fresh_metrics_dir(settings)),
     }
     write_server_file(settings, public_base_url)
     supervisor = Supervisor()
@@ -709,6 +712,16 @@ def run(port: int | None) -> None:
     finally:
         server_file(settings).unlink(missing_ok=True)
     sys.exit(returncode)
+
+
+def fresh_metrics_dir(settings: Settings) -> Path:
+    """An empty folder for this run's counts: the last run's processes are gone, and
+    prometheus-client would add their files to this run's figures."""
+    folder = (settings.var_dir / "prometheus").resolve()
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def local_base_url(configured: str, port: int) -> str:

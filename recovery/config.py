@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     claim_lease_s: float = Field(default=7.0, gt=0, alias="RECOVERY_CLAIM_LEASE_S")
     # Transient provider failures are retried until the text is this old, then recorded failed.
     send_deadline_s: float = Field(default=6 * 3600.0, alias="RECOVERY_SEND_DEADLINE_S")
+    # GET /metrics: with a token, only `Authorization: Bearer <token>`; without one, only
+    # clients on this machine that came through no proxy.
+    metrics_token: str = Field(default="", alias="RECOVERY_METRICS_TOKEN")
+    send_max_attempts: int = Field(default=10, ge=1, alias="RECOVERY_SEND_MAX_ATTEMPTS")
+    # Automated texts (first texts, nudges) to one number from one practice: the FCC
+    # healthcare exemption's one a day and three a week.
+    cap_per_day: int = Field(default=1, ge=1, alias="RECOVERY_CAP_PER_DAY")
+    cap_per_week: int = Field(default=3, ge=1, alias="RECOVERY_CAP_PER_WEEK")
     # How long a web process remembers which practice owns a number (0: ask the database
     # on every webhook); an edited practices file reaches running web processes this late.
     practice_cache_s: float = Field(default=30.0, alias="RECOVERY_PRACTICE_CACHE_S")

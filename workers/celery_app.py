@@ -23,6 +23,7 @@ PERIODIC_TASKS = (
     "recovery.escalate_pages",
     "recovery.breach_sweep",
     "recovery.follow_up",
+    "recovery.dead_letters",
 )
 
 
@@ -67,6 +68,12 @@ def make_celery(settings: Settings) -> Celery:
             # and a clinical task (due minutes after the reply) is paged as fast as pages.
             "task-breaches": {
                 "task": "recovery.breach_sweep",
+                "schedule": settings.sweep_interval_s,
+                "options": {"expires": settings.sweep_interval_s},
+            },
+            # Texts whose retries ran out: the patient is waiting, a person calls.
+            "dead-letters": {
+                "task": "recovery.dead_letters",
                 "schedule": settings.sweep_interval_s,
                 "options": {"expires": settings.sweep_interval_s},
             },

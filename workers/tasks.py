@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
 from celery import Task, shared_task
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery import metrics
 from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
+from recovery.domain.messages import DeliveryOutcome
 from recovery.domain.templates import SmsTemplates
-from recovery.services import breaches, outcomes, outreach, paging, replies
+from recovery.services import breaches, dead_letters, outcomes, outreach, paging, replies
+from recovery.services.caps import Caps
 from recovery.services.leases import LeaseKeeper
+from recovery.services.send_rate import MemoryBuckets, RedisBuckets, TokenBuckets
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
@@ -31,6 +35,7 @@ class Resources:
     templates: SmsTemplates
     cipher: PhiCipher
     leases: LeaseKeeper
+    buckets: TokenBuckets = field(default_factory=MemoryBuckets)
 
     @property
     def send_policy(self) -> outreach.SendPolicy:
@@ -39,6 +44,8 @@ class Resources:
             deadline=timedelta(seconds=settings.send_deadline_s),
             lease=timedelta(seconds=settings.claim_lease_s),
             in_doubt_wait=timedelta(seconds=settings.provider_timeout_s),
+            max_attempts=settings.send_max_attempts,
+            caps=Caps(per_day=settings.cap_per_day, per_week=settings.cap_per_week),
         )
 
     @property
@@ -66,7 +73,18 @@ class RecoveryTask(Task):
             SmsTemplates(TEMPLATES_DIR / "sms"),
             PhiCipher.from_settings(settings),
             LeaseKeeper(sessions, timedelta(seconds=settings.claim_lease_s)),
+            _buckets(settings),
         )
+
+
+def _buckets(settings: Settings) -> TokenBuckets:
+    """Shared by every worker in Redis; the embedded default has one worker process."""
+    if not settings.redis_url:
+        return MemoryBuckets()
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+    return RedisBuckets(client)
 
 
 @shared_task(name="recovery.send_text", base=RecoveryTask, bind=True)
@@ -80,7 +98,18 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
         policy=res.send_policy,
         keeper=res.leases,
         cipher=res.cipher,
+        buckets=res.buckets,
     )
+    metrics.TEXTS.labels(status=result.status.value).inc()
+    if result.status is DeliveryOutcome.RETRY:
+        metrics.SENDS_RETRIED.inc()
+    elif result.status is DeliveryOutcome.RECONCILED:
+        metrics.SENDS_RECONCILED.inc()
+    if result.time_to_first_text_ms is not None:
+        metrics.TIME_TO_FIRST_TEXT.observe(result.time_to_first_text_ms / 1000)
+    if result.status is DeliveryOutcome.THROTTLED:
+        # Its number's send rate: queued again for when its segments are there.
+        send_text.apply_async(args=[message_id], countdown=result.wait_s)
     # A retry is not scheduled here: a retrying row carries its requeue_at, and the
     # sweeper (a database query every few seconds) re-queues it, surviving any restart.
     return result.status
@@ -98,6 +127,7 @@ def sweep(self: RecoveryTask) -> int:
     _dispatch(due)
     for message_id in lost_replies:
         handle_reply.delay(message_id)
+    metrics.SWEEPER_REQUEUES.inc(len(due) + len(lost_replies))
     if due or lost_replies:
         log.info("sweeper re-queued %d text(s), %d reply(ies)", len(due), len(lost_replies))
     return len(due) + len(lost_replies)
@@ -168,3 +198,15 @@ def breach_sweep(self: RecoveryTask) -> int:
             len(swept.escalated),
         )
     return swept.count
+
+
+@shared_task(name="recovery.dead_letters", base=RecoveryTask, bind=True)
+def dead_letter_sweep(self: RecoveryTask) -> int:
+    """Texts whose retries ran out: a call-back task each, one text to the manager."""
+    res = self.resources
+    with session_scope(res.sessions) as session:
+        alerts = dead_letters.sweep(
+            session, res.templates, now=utcnow(), public_base_url=res.settings.public_base_url
+        )
+    _dispatch(alerts)
+    return len(alerts)

@@ -16,6 +16,7 @@ class MessageKind(enum.StrEnum):
     PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
     INVITE = "invite"  # to a new staff member: their one-time set-password link
     SLA_BREACH = "sla_breach"  # to the practice's manager: a task is past its due time
+    DEAD_LETTER = "dead_letter"  # to the practice's manager: texts that could not be sent
     # Written by a person on the conversation page: no template, and its words may hold
     # PHI, so they are kept only encrypted (body_ciphertext) like a patient's.
     STAFF_REPLY = "staff_reply"
@@ -51,6 +52,36 @@ OPT_OUT_EXEMPT_KINDS = frozenset(
 )
 
 
+# Automated texts: the ones we start to a patient, capped per number (services/caps.py).
+# Not the answers to their own texts, not the 911 guidance, not texts to staff.
+CAPPED_KINDS = frozenset({MessageKind.FIRST_TEXT, MessageKind.NUDGE})
+
+# Texts that jump the send queue (they take their send-rate tokens even into debt) and
+# expire if the carrier cannot deliver them soon: the 911 guidance to a patient who wrote
+# URGENT, and a page to a clinician.
+URGENT_KINDS = frozenset({MessageKind.URGENT, MessageKind.PAGE})
+# How long the provider may keep trying an urgent text (Twilio's ValidityPeriod, seconds):
+# ten minutes on, a page has moved on to the next clinician and the guidance is stale.
+URGENT_VALIDITY_S = 600
+
+# GSM 03.38: a text in these characters is 160 to a segment (153 when split); any other
+# character makes the whole text UCS-2, 70 to a segment (67 when split).
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")  # two septets each
+
+
+def segments(body: str) -> int:
+    """How many SMS segments the carrier counts (and a long code's rate limit counts)."""
+    if all(c in _GSM7 or c in _GSM7_EXTENSION for c in body):
+        septets = sum(2 if c in _GSM7_EXTENSION else 1 for c in body)
+        return 1 if septets <= 160 else -(-septets // 153)
+    units = len(body.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else -(-units // 67)
+
+
 class DeliveryOutcome(enum.StrEnum):
     """What one `outreach.deliver` call did with the text it was given."""
 
@@ -60,7 +91,9 @@ class DeliveryOutcome(enum.StrEnum):
     RECONCILED = "reconciled"
     SUPPRESSED = "suppressed"  # not sent on purpose (SuppressionReason says why)
     RETRY = "retry"  # the provider refused it for now: it waits for its next attempt
-    FAILED = "failed"  # the provider refused it for good, or it waited too long
+    THROTTLED = "throttled"  # its number's send rate is used up: it waits for its turn
+    FAILED = "failed"  # the provider refused it for good
+    DEAD_LETTER = "dead_letter"  # temporary refusals that never cleared: a person takes over
 
 
 class StatusOutcome(enum.StrEnum):
@@ -76,6 +109,7 @@ class SuppressionReason(enum.StrEnum):
     """Why a text was not sent on purpose; kept in the message's error_message."""
 
     OPTED_OUT = "opted out"  # the number opted out after the text was queued
+    CAPPED = "capped"  # the number had its automated texts for the day or the week
 
 
 class Unreachable(enum.StrEnum):

@@ -26,7 +26,10 @@ class MessageStatus(enum.Enum):
     SENT = "sent"  # the provider handed it to the carrier
     DELIVERED = "delivered"  # final: the handset has it
     UNDELIVERED = "undelivered"  # final: the carrier refused it (error_code says why)
-    FAILED = "failed"  # final: never sent (permanent provider error or gave up retrying)
+    FAILED = "failed"  # final: never sent (a permanent provider error)
+    # final: temporary errors (429, 5xx, timeouts) that never cleared, after every retry
+    # or past the delivery deadline: the manager is alerted and a person calls the patient.
+    DEAD_LETTER = "dead_letter"
     SUPPRESSED = "suppressed"  # final: not sent on purpose (opted out after it was queued)
     # Inbound: a text a patient (or a clinician) sent us.
     RECEIVED = "received"  # stored, not yet understood: waits for handle_reply
@@ -52,7 +55,8 @@ MESSAGE_ALLOWED: Mapping[MessageStatus, frozenset[MessageStatus]] = {
         {
             MessageStatus.ACCEPTED,
             MessageStatus.RETRYING,  # a temporary error, or a worker that died mid-send
-            MessageStatus.FAILED,  # a permanent error, or the delivery deadline passed
+            MessageStatus.FAILED,  # a permanent error
+            MessageStatus.DEAD_LETTER,  # a temporary error, once the retries are used up
             MessageStatus.SUPPRESSED,  # the send chokepoint found an opt-out
         }
     ),
@@ -61,6 +65,7 @@ MESSAGE_ALLOWED: Mapping[MessageStatus, frozenset[MessageStatus]] = {
     MessageStatus.DELIVERED: frozenset(),
     MessageStatus.UNDELIVERED: frozenset(),
     MessageStatus.FAILED: frozenset(),
+    MessageStatus.DEAD_LETTER: frozenset(),
     MessageStatus.SUPPRESSED: frozenset(),
     MessageStatus.RECEIVED: frozenset({MessageStatus.ROUTED}),
     MessageStatus.ROUTED: frozenset(),

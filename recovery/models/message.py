@@ -41,6 +41,8 @@ class Message(Base):
     sent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     status: Mapped[MessageStatus] = mapped_column(enum_column(MessageStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set once, when the dead-letter sweep alerted the manager about this text.
+    dead_letter_alerted_at: Mapped[datetime | None]
     # RETRYING only: not before then may a worker attempt it again (its backoff).
     next_attempt_at: Mapped[datetime | None]
     # A row waiting for a worker (pending, retrying, received): when the sweeper queues a

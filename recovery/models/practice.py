@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from recovery.db import Base, created_at, phone
@@ -39,6 +39,8 @@ class Practice(Base):
     # A clinical concern (a symptom, no red flag): a nurse calls back within this many
     # minutes, by the clock, not business hours; unclaimed by then, it is paged.
     clinical_callback_min: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Segments a second each of its numbers may send (a US long code: 1); see send_rate.
+    send_rate_per_s: Mapped[float] = mapped_column(Float, default=1.0, server_default="1")
     manager: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"name", "phone"}
     reply_window_h: Mapped[int] = mapped_column(Integer, default=24)
     nudge_after_h: Mapped[int] = mapped_column(Integer, default=4)

@@ -51,6 +51,9 @@ class PracticeConfig(BaseModel):
     refill_cutoff: str = Field(default="15:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     ack_timeout_s: int = Field(default=300, ge=30, le=3600)
     clinical_callback_min: int = Field(default=30, ge=5, le=240)  # minutes, any hour
+    # Segments a second per practice number: 1 for a long code; a toll-free or short code
+    # may be registered for more.
+    send_rate_per_s: float = Field(default=1.0, gt=0, le=100)
     manager: OnCallEntry | None = None  # paged with the whole roster when nobody acks
     reply_window_h: int = Field(default=24, ge=1, le=168)
     nudge_after_h: int = Field(default=4, ge=1, le=72)

@@ -15,6 +15,7 @@ id is recorded instead (a "reconciled" send).
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -30,17 +31,22 @@ from recovery.crypto import PhiCipher
 from recovery.db import utcnow
 from recovery.domain.messages import (
     OPT_OUT_EXEMPT_KINDS,
+    URGENT_KINDS,
+    URGENT_VALIDITY_S,
     DeliveryOutcome,
     MessageKind,
     StatusOutcome,
     SuppressionReason,
+    segments,
 )
 from recovery.domain.phones import mask
 from recovery.domain.states import may_move, move, sources
-from recovery.models import Direction, Episode, Message, MessageStatus
+from recovery.models import Direction, Episode, Message, MessageStatus, Practice
 from recovery.services import paging, unreachable
+from recovery.services.caps import Caps, over_cap
 from recovery.services.consent import is_opted_out
 from recovery.services.leases import LeaseKeeper
+from recovery.services.send_rate import TokenBuckets
 from recovery.sms.base import OutboundSms, SendError, SmsProvider
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,10 @@ class DeliveryResult:
     status: DeliveryOutcome
     # The message already had another provider id: this text reached the patient twice.
     duplicate: bool = False
+    # THROTTLED: seconds until its number's bucket has its segments.
+    wait_s: float = 0.0
+    # A first text accepted: its episode's time to first text (for the metrics).
+    time_to_first_text_ms: int | None = None
 
 
 def backoff_s(attempts: int) -> float:
@@ -77,6 +87,18 @@ class SendPolicy:
     # A request that timed out may still be carried out by the provider: it is given as
     # long again as we waited for it (the provider timeout) before we ask whether it went.
     in_doubt_wait: timedelta = timedelta(seconds=5)
+    # Tries before a temporary error (429, 5xx, a timeout) dead-letters the text: with the
+    # backoff below, about ten minutes of trying (2 s ... 300 s, jittered).
+    max_attempts: int = 10
+    # Each wait is cut by up to this share at random, so that texts refused together
+    # (a burst that hit a 429) do not all come back in the same second.
+    jitter: float = 0.5
+    rng: Callable[[], float] = random.random
+    # Automated texts one number may get from a practice (services/caps.py).
+    caps: Caps = Caps()
+
+    def wait_s(self, attempts: int) -> float:
+        return backoff_s(attempts) * (1.0 - self.jitter * self.rng())
 
 
 # Twilio's date_created has whole seconds and its clock is not ours: a text it created
@@ -125,8 +147,10 @@ def deliver(
     keeper: LeaseKeeper | None = None,
     clock: Callable[[], datetime] = utcnow,
     cipher: PhiCipher | None = None,
+    buckets: TokenBuckets | None = None,
 ) -> DeliveryResult:
-    """`cipher` opens what a person wrote (a staff reply is stored only encrypted)."""
+    """`cipher` opens what a person wrote (a staff reply is stored only encrypted);
+    `buckets` hold each sending number to its practice's send rate."""
     now = clock()
     with sessions.begin() as session:
         message = claim(session, message_id, now, policy.lease)
@@ -141,6 +165,16 @@ def deliver(
             message.status_updated_at = now
             paging.page_text_unreached(session, message, now)
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
+        # A text in doubt was counted when it was first claimed, and may be out already.
+        if message.in_doubt_since is None and over_cap(session, message, policy.caps, now):
+            message.status = move(message.status, MessageStatus.SUPPRESSED)
+            message.error_message = SuppressionReason.CAPPED.value
+            message.status_updated_at = now
+            message.lease_until = None
+            log.info(
+                "message %s to %s: over its cap, not sent", message_id, mask(message.to_number)
+            )
+            return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
         try:
             body = _body(message, cipher)
         except ValueError:
@@ -149,11 +183,18 @@ def deliver(
             message.error_message = "cannot decrypt the text: the encryption key has changed"
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.FAILED)
+        urgent = message.kind in URGENT_KINDS
+        # A text in doubt may be out already: asking the provider costs no segment.
+        if buckets is not None and message.in_doubt_since is None:
+            wait = _wait_for_rate(session, buckets, message, body, now, urgent)
+            if wait > 0:
+                return DeliveryResult(message_id, DeliveryOutcome.THROTTLED, wait_s=wait)
         sms = OutboundSms(
             message.from_number,
             message.to_number,
             body,
             status_callback_for(status_callback, message_id),
+            validity_period_s=URGENT_VALIDITY_S if urgent else None,
         )
         created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
         claimed_at, in_doubt_since = now, message.in_doubt_since
@@ -174,7 +215,7 @@ def deliver(
                 outcome = DeliveryOutcome.RECONCILED
         except SendError as exc:
             return _record_failure(sessions, attempt, exc, clock())
-        duplicate = _record_with_retries(
+        duplicate, ttft_ms = _record_with_retries(
             sessions,
             attempt,
             provider.name,
@@ -193,7 +234,38 @@ def deliver(
         )
     else:
         log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
-    return DeliveryResult(message_id, outcome, duplicate=duplicate)
+    return DeliveryResult(message_id, outcome, duplicate=duplicate, time_to_first_text_ms=ttft_ms)
+
+
+def _wait_for_rate(
+    session: Session,
+    buckets: TokenBuckets,
+    message: Message,
+    body: str,
+    now: datetime,
+    urgent: bool,
+) -> float:
+    """Take the text's segments from its number's bucket; if they are not there yet, put
+    the claimed text back to wait for them (not an attempt: the provider never saw it)."""
+    rate = session.scalar(
+        select(Practice.send_rate_per_s).where(Practice.id == message.practice_id)
+    )
+    wait = buckets.take(
+        message.from_number, segments(body), float(rate or 1.0), now.timestamp(), urgent=urgent
+    )
+    if wait > 0:
+        message.status = move(message.status, MessageStatus.RETRYING)
+        message.attempts -= 1
+        message.lease_until = None
+        message.next_attempt_at = now + timedelta(seconds=wait)
+        # The worker queues it for that moment; the sweeper is the safety net.
+        message.requeue_at = message.next_attempt_at + timedelta(seconds=RATE_REQUEUE_SLACK_S)
+    return wait
+
+
+# A throttled text is queued again by its worker for the moment its tokens are there; the
+# sweeper queues it only if that task was lost.
+RATE_REQUEUE_SLACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -238,9 +310,10 @@ def _record_with_retries(
     provider_sid: str,
     clock: Callable[[], datetime],
     ttft_episode_id: int | None,
-) -> bool:
+) -> tuple[bool, int | None]:
     """Write the provider's answer, again if the database is briefly away: this answer is
-    the only proof the text went, and losing it costs a lookup at the provider later."""
+    the only proof the text went, and losing it costs a lookup at the provider later.
+    Returns (went out twice, the episode's time to first text if this set it)."""
     for pause in (*RECORD_RETRY_S, None):
         try:
             with sessions.begin() as session:
@@ -283,7 +356,7 @@ def _record_acceptance(
     done: datetime,
     ttft_episode_id: int | None,
     created_at: datetime,
-) -> bool:
+) -> tuple[bool, int | None]:
     """Two plain UPDATEs on the tables, no read, no ORM bulk machinery (which was a seventh
     of the worker's CPU under load): the provider took the text. Only a message the table
     lets into accepted moves (sending, or retrying: the sweeper may have taken back a
@@ -307,20 +380,21 @@ def _record_acceptance(
         ),
     )
     if result.rowcount == 0:
-        return True
+        return True, None
+    ttft_ms = None
     if ttft_episode_id is not None:
         # Measured from the call this text answers (its message was written as the call
         # was recorded), which for a new episode is the moment it opened.
         episodes = cast(Table, Episode.__table__)
-        session.execute(
+        ttft = round((done - created_at).total_seconds() * 1000)
+        first = _execute(
+            session,
             update(episodes)
             .where(episodes.c.id == ttft_episode_id, episodes.c.first_text_accepted_at.is_(None))
-            .values(
-                first_text_accepted_at=done,
-                time_to_first_text_ms=round((done - created_at).total_seconds() * 1000),
-            )
+            .values(first_text_accepted_at=done, time_to_first_text_ms=ttft),
         )
-    return False
+        ttft_ms = ttft if first.rowcount == 1 else None
+    return False, ttft_ms
 
 
 def _record_failure(
@@ -336,16 +410,18 @@ def _record_failure(
         message.lease_until = None
         if exc.in_doubt and message.in_doubt_since is None:
             message.in_doubt_since = attempt.claimed_at
-        if exc.permanent or now - attempt.created_at >= policy.deadline:
-            message.status = move(message.status, MessageStatus.FAILED)
-            outcome = DeliveryOutcome.FAILED
+        gave_up = message.attempts >= policy.max_attempts
+        if exc.permanent or gave_up or now - attempt.created_at >= policy.deadline:
+            final = MessageStatus.FAILED if exc.permanent else MessageStatus.DEAD_LETTER
+            message.status = move(message.status, final)
+            outcome = DeliveryOutcome.FAILED if exc.permanent else DeliveryOutcome.DEAD_LETTER
             paging.page_text_unreached(session, message, now)
             if exc.permanent:
                 # 21610, 21211, 21614: about the number, not this attempt.
                 unreachable.on_provider_error(session, message, exc.code, now)
         else:
             message.status = move(message.status, MessageStatus.RETRYING)
-            wait = timedelta(seconds=backoff_s(message.attempts))
+            wait = timedelta(seconds=policy.wait_s(message.attempts))
             if exc.in_doubt:
                 wait = max(wait, policy.in_doubt_wait)
             message.next_attempt_at = now + wait

@@ -307,7 +307,14 @@ def _code_is_free(session: Session, code: str) -> bool:
 
 # Page texts that will never reach the clinician: the carrier's undelivered/failed, a
 # provider's permanent refusal, or a suppression (the clinician's phone once texted STOP).
-UNREACHED = frozenset({MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.SUPPRESSED})
+UNREACHED = frozenset(
+    {
+        MessageStatus.UNDELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.DEAD_LETTER,
+        MessageStatus.SUPPRESSED,
+    }
+)
 
 
 def page_text_unreached(session: Session, message: Message, now: datetime) -> bool:

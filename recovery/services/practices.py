@@ -67,6 +67,7 @@ def _apply(session: Session, practice: Practice, config: PracticeConfig) -> None
     practice.refill_cutoff = config.refill_cutoff
     practice.ack_timeout_s = config.ack_timeout_s
     practice.clinical_callback_min = config.clinical_callback_min
+    practice.send_rate_per_s = config.send_rate_per_s
     practice.reply_window_h = config.reply_window_h
     practice.nudge_after_h = config.nudge_after_h
     practice.quiet_hours = config.quiet_hours

@@ -14,6 +14,8 @@ class OutboundSms:
     body: str
     # Where the provider reports delivery; None where a provider has no callbacks.
     status_callback: str | None = None
+    # Seconds the provider may keep trying before it gives the text up (urgent texts).
+    validity_period_s: int | None = None
 
 
 @dataclass(frozen=True)

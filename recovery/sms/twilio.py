@@ -57,9 +57,15 @@ class TwilioProvider:
         return client
 
     def send(self, sms: OutboundSms) -> SendResult:
-        params = {"to": sms.to_number, "from_": sms.from_number, "body": sms.body}
+        params: dict[str, str | int] = {
+            "to": sms.to_number,
+            "from_": sms.from_number,
+            "body": sms.body,
+        }
         if sms.status_callback:
             params["status_callback"] = sms.status_callback
+        if sms.validity_period_s:
+            params["validity_period"] = sms.validity_period_s
         try:
             message = self.client().messages.create(**params)
         except TwilioRestException as exc:

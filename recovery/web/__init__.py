@@ -81,6 +81,9 @@ def create_app(
 
     register_blueprints(app)
     register_error_handlers(app)
+    from recovery.web.metrics import count_webhooks
+
+    count_webhooks(app)
     from recovery.web import drafts
 
     drafts.register(app)
@@ -95,6 +98,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web.bookings import bp as bookings_bp
     from recovery.web.health import bp as health_bp
     from recovery.web.landing import bp as landing_bp
+    from recovery.web.metrics import bp as metrics_bp
     from recovery.web.openapi import bp as openapi_bp
     from recovery.web.reports import bp as reports_bp
     from recovery.web.simulator import bp as simulator_bp
@@ -102,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
     from recovery.web.webhooks import bp as webhooks_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(bookings_bp)
@@ -118,7 +123,7 @@ def register_blueprints(app: Flask) -> None:
 
 
 # Machines call these; everything else is a person with a browser.
-MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz")
+MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/metrics")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from recovery import metrics
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.messages import StatusOutcome
@@ -255,6 +256,10 @@ def twilio_sms_status() -> Response:
         outcome = record_status(
             session, report.message_sid, status, report.error_code, utcnow(), message_id
         )
+    if outcome is StatusOutcome.DUPLICATE:
+        metrics.DUPLICATE_SIDS.inc()
+    elif outcome is not StatusOutcome.UNKNOWN:
+        metrics.TEXTS.labels(status=status.value).inc()
     if outcome is StatusOutcome.UNKNOWN:
         # 2xx all the same: a 4xx would only make Twilio retry a message we will never know.
         log.info("status for unknown message %s ignored", report.message_sid)

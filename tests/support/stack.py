@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +77,9 @@ class Stack:
         self._lock = threading.Lock()  # a deliberate stop is never mistaken for a crash
         self._supervisor: threading.Thread | None = None
         config.var_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_dir = config.var_dir / "prometheus"
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir()
 
     @property
     def env(self) -> dict[str, str]:
@@ -100,6 +104,8 @@ class Stack:
             "RECOVERY_FOLLOW_UP_INTERVAL_S": str(c.follow_up_interval_s),
             **({"RECOVERY_TEST_CLOCK_FILE": str(c.clock_file)} if c.clock_file else {}),
             "PYTHONUNBUFFERED": "1",
+            # As `recovery run` does: /metrics adds up every process's counts from here.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             **c.extra_env,
         }
 

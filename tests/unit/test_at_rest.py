@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.config import Settings
 from recovery.crypto import SEALED_FIELD, PhiCipher, legacy_key, open_payload
-from recovery.db import make_engine, make_session_factory, utcnow
+from recovery.db import make_engine, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.models import CallEvent, Message
-from recovery.schemas.practices import read_practices
 from recovery.services.keys import rotate
-from recovery.services.practices import load_practices
 from recovery.services.replies import handle_reply, record_inbound
-from tests.conftest import PHI_KEY, PRACTICES_FILE, load_form, twilio_signature
+from tests.conftest import PHI_KEY, load_form, twilio_signature
 from tests.e2e import scenario
 from tests.unit.conftest import PUBLIC_BASE_URL
 from tests.unit.test_staff_pages import sign_in, text_of
@@ -171,10 +169,19 @@ def _alembic(url: str, settings: Settings | None) -> Config:
 def _plaintext_rows_before_the_migration(url: str) -> None:
     command.upgrade(_alembic(url, None), "e5c11a2b3d04")
     engine = make_engine(url)
-    with make_session_factory(engine).begin() as session:
-        load_practices(session, read_practices(PRACTICES_FILE))
     with engine.begin() as connection:
-        practice = connection.execute(text("SELECT min(id) FROM practices")).scalar_one()
+        # Plain SQL: the models are at head, and the practices table has grown since.
+        practice = connection.execute(
+            text(
+                "INSERT INTO practices (slug, name, timezone, ring_timeout_s, hours,"
+                " holidays, visit_value, on_call, blocked_numbers, episode_window_h,"
+                " billing_sla_h, refill_sla_h, refill_cutoff, ack_timeout_s,"
+                " reply_window_h, nudge_after_h, quiet_hours, created_at) VALUES"
+                " ('valley-family', 'Valley', 'America/Chicago', 20, '{}', '[]', 0, '[]',"
+                " '[]', 12, 4, 2, '15:00', 300, 24, 4, '21:00-08:00', '2026-12-01 09:00:00')"
+                " RETURNING id"
+            )
+        ).scalar_one()
         connection.execute(
             text(
                 "INSERT INTO messages (practice_id, direction, kind, from_number, to_number, body,"

@@ -29,7 +29,10 @@ T0 = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)
 DEADLINE = timedelta(hours=6)
 GRACE = timedelta(seconds=3)
 LEASE = timedelta(seconds=7)
-POLICY = SendPolicy(deadline=DEADLINE, lease=LEASE, in_doubt_wait=timedelta(seconds=5))
+# No jitter here: the waits are the backoff's own (test_dead_letters.py covers the jitter).
+POLICY = SendPolicy(
+    deadline=DEADLINE, lease=LEASE, in_doubt_wait=timedelta(seconds=5), rng=lambda: 0.0
+)
 CALLER = "+15125550199"
 LINE = "+15125550100"
 APPLIED = StatusOutcome.APPLIED
@@ -256,7 +259,7 @@ def test_permanent_error_fails_the_text_and_it_is_never_retried(
     assert len(provider.sent) == 1
 
 
-def test_transient_error_past_the_deadline_fails_the_text(
+def test_transient_error_past_the_deadline_dead_letters_the_text(
     sessions: sessionmaker[Session], templates: SmsTemplates
 ) -> None:
     message_id = queue_text(sessions, templates)
@@ -264,8 +267,8 @@ def test_transient_error_past_the_deadline_fails_the_text(
 
     status = send(sessions, provider, message_id, Clock(T0 + DEADLINE + timedelta(seconds=1)))
 
-    assert status == "failed"
-    assert load(sessions, message_id).status is MessageStatus.FAILED
+    assert status == "dead_letter"
+    assert load(sessions, message_id).status is MessageStatus.DEAD_LETTER
     assert due(sessions, T0 + timedelta(days=1)) == []
 
 

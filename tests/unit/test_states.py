@@ -87,6 +87,7 @@ def test_final_states_are_the_ones_with_no_way_out() -> None:
         MessageStatus.DELIVERED,
         MessageStatus.UNDELIVERED,
         MessageStatus.FAILED,
+        MessageStatus.DEAD_LETTER,
         MessageStatus.SUPPRESSED,
         MessageStatus.ROUTED,
         PageStatus.ACKNOWLEDGED,
