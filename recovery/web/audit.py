@@ -185,9 +185,19 @@ def _practice(session: Any, practice_slug: str | None) -> tuple[Practice, list[C
     return scope.practices[0], choices
 
 
+def _open_days_of(hours: BusinessHours) -> int:
+    """Days a week the practice opens: the operating-days assumption is a year of them."""
+    return sum(1 for day in range(7) if hours.weekly[day])
+
+
+def _open_days(practice: Practice) -> int:
+    return _open_days_of(practice.business_hours())
+
+
 def _page(status: int = 200, **context: Any) -> tuple[str, int]:
     context.setdefault("figures", None)
     context.setdefault("error", None)
+    context.setdefault("open_days", None)
     context.setdefault("formats", [(f.value, FORMAT_LABELS[f]) for f in CallLogFormat])
     context.setdefault("max_mb", runtime_of(current_app).settings.audit_max_mb)
     figures = context["figures"]
@@ -211,13 +221,14 @@ def audit_form() -> Any:
         with session_scope(runtime.sessions) as session:
             practice, choices = _practice(session, request.args.get("practice"))
             defaults = Assumptions(visit_value_usd=practice.visit_value or None)
-            name, slug = practice.name, practice.slug
+            name, slug, open_days = practice.name, practice.slug, _open_days(practice)
     except (reports.NotFound, reports.NotAllowed) as exc:
         refuse(exc)
     return _page(
         practice_name=name,
         practice_slug=slug,
         choices=choices,
+        open_days=open_days,
         fields=_fields(defaults),
         window=defaults.callback_window_days,
     )
@@ -235,7 +246,12 @@ def audit_upload() -> Any:
             name, slug, visit_value = practice.name, practice.slug, practice.visit_value or None
     except (reports.NotFound, reports.NotAllowed) as exc:
         refuse(exc)
-    page: dict[str, Any] = {"practice_name": name, "practice_slug": slug, "choices": choices}
+    page: dict[str, Any] = {
+        "practice_name": name,
+        "practice_slug": slug,
+        "choices": choices,
+        "open_days": _open_days_of(hours),
+    }
     try:
         assumptions = assumptions_from(form, visit_value)
     except BadForm as exc:
@@ -283,10 +299,15 @@ def audit_estimate() -> Any:
     try:
         with session_scope(runtime.sessions) as session:
             practice, choices = _practice(session, form.get("practice"))
-            name, slug = practice.name, practice.slug
+            name, slug, open_days = practice.name, practice.slug, _open_days(practice)
     except (reports.NotFound, reports.NotAllowed) as exc:
         refuse(exc)
-    page: dict[str, Any] = {"practice_name": name, "practice_slug": slug, "choices": choices}
+    page: dict[str, Any] = {
+        "practice_name": name,
+        "practice_slug": slug,
+        "choices": choices,
+        "open_days": open_days,
+    }
     if signed.get("practice") != slug:
         abort(400, description="These figures are another practice's: upload again.")
     try:

@@ -204,3 +204,14 @@ def test_admin_audits_for_a_practice_they_choose(client: FlaskClient, world: Sce
     assert "America/New_York" in body
     assert _headline(body, "After hours") == "0%"  # open around the clock
     assert _headline(body, "Missed calls") == "2"
+
+
+def test_the_operating_days_hint_counts_the_practices_own_week(
+    client: FlaskClient, world: Scenario
+) -> None:
+    sign_in(client, MANAGER)
+    # Valley Family opens Mondays and Tuesdays: the default of 250 days is then a guess to
+    # check, and the page says so beside it.
+    assert "Valley Family Clinic opens 2 days a week: about 104 a year." in text_of(
+        client.get("/audit")
+    )
