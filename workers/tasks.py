@@ -22,7 +22,7 @@ from recovery.services.leases import LeaseKeeper
 from recovery.services.send_rate import MemoryBuckets, RedisBuckets, TokenBuckets
 from recovery.sms import make_provider
 from recovery.sms.base import SmsProvider
-from recovery.sms.twilio import STATUS_CALLBACK_PATH
+from recovery.sms.twilio import STATUS_CALLBACK_PATH, VOICE_PAGE_PATH, VOICE_PAGE_STATUS_PATH
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,12 @@ class Resources:
         if self.settings.sms_provider != "twilio":
             return None
         return self.settings.public_base_url + STATUS_CALLBACK_PATH
+
+    @property
+    def call_webhooks(self) -> outreach.CallWebhooks:
+        base = self.settings.public_base_url
+        status = base + VOICE_PAGE_STATUS_PATH if self.settings.sms_provider == "twilio" else None
+        return outreach.CallWebhooks(twiml=base + VOICE_PAGE_PATH, status=status)
 
 
 class RecoveryTask(Task):
@@ -99,6 +105,7 @@ def send_text(self: RecoveryTask, message_id: int) -> str:
         keeper=res.leases,
         cipher=res.cipher,
         buckets=res.buckets,
+        call_webhooks=res.call_webhooks,
     )
     metrics.TEXTS.labels(status=result.status.value).inc()
     if result.status is DeliveryOutcome.RETRY:

@@ -14,6 +14,10 @@ class MessageKind(enum.StrEnum):
     FIRST_TEXT = "first_text"  # the answer to a missed call
     NUDGE = "nudge"  # one follow-up when the patient has not replied
     PAGE = "page"  # to an on-call clinician: a patient wrote URGENT
+    # Not a text: a voice call to an on-call clinician, from the second round of a page on
+    # (nobody took it by text). Its body is what the call says, PHI-free like a page text;
+    # it goes through the same outbox, claim and retries as a text (outreach.deliver).
+    PAGE_CALL = "page_call"
     INVITE = "invite"  # to a new staff member: their one-time set-password link
     SLA_BREACH = "sla_breach"  # to the practice's manager: a task is past its due time
     DEAD_LETTER = "dead_letter"  # to the practice's manager: texts that could not be sent
@@ -40,6 +44,12 @@ class MessageKind(enum.StrEnum):
     @property
     def template(self) -> str:
         return self.value
+
+    @property
+    def is_call(self) -> bool:
+        """Placed as a phone call, not sent as a text: SMS consent (STOP) does not apply,
+        and the provider is asked for its calls, not its texts, before a re-send."""
+        return self is MessageKind.PAGE_CALL
 
 
 # Answers that still go to a number that opted out, each one a reply to the patient's own

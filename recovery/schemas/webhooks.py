@@ -162,6 +162,33 @@ class TwilioCallStatus(TwilioIncomingCall):
         return live_time(value, info, "Timestamp") if value is not None else None
 
 
+class TwilioPageCall(_TwilioForm):
+    """A voice page's call asking what to say, or posting the digit the clinician pressed.
+    `message_id` is ours, from the (signed) URL we gave Twilio when placing the call."""
+
+    message_id: int = Field(gt=0)
+    call_sid: str = Field(alias="CallSid", pattern=_SID)
+    digits: str | None = Field(alias="Digits", default=None, max_length=20)
+
+    @field_validator("digits", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return value or None
+
+
+class TwilioPageCallStatus(_TwilioForm):
+    """How a voice page's call ended (Twilio's StatusCallback, its "completed" event)."""
+
+    message_id: int | None = Field(default=None, gt=0)
+    call_sid: str = Field(alias="CallSid", pattern=_SID)
+    call_status: str = Field(alias="CallStatus", min_length=1, max_length=32)
+
+    @field_validator("call_status")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
 class TwilioMessageStatus(_TwilioForm):
     message_sid: str = Field(alias="MessageSid", pattern=_SID)
     message_status: str = Field(alias="MessageStatus", min_length=1, max_length=32)

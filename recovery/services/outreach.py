@@ -10,6 +10,11 @@ its request timed out or lost its connection, the database was away when the pro
 answered) leaves the text in doubt (in_doubt_since); before that text is sent again the
 provider is asked for the texts it created to that number since, and if ours is there its
 id is recorded instead (a "reconciled" send).
+
+A voice page's call (MessageKind.PAGE_CALL) is a row like a text and takes the same path:
+claim, lease, retries, in-doubt reconciliation (against the provider's calls, not its
+texts), delivery reports. Only SMS consent does not apply to it: a clinician who texted
+STOP to the practice line still gets called for a page.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from recovery.services.caps import Caps, over_cap
 from recovery.services.consent import is_opted_out
 from recovery.services.leases import LeaseKeeper
 from recovery.services.send_rate import TokenBuckets
-from recovery.sms.base import OutboundSms, SendError, SmsProvider
+from recovery.sms.base import OutboundCall, OutboundSms, SendError, SmsProvider
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +136,15 @@ def claim(session: Session, message_id: int, now: datetime, lease: timedelta) ->
     ).first()
 
 
+@dataclass(frozen=True)
+class CallWebhooks:
+    """Our webhooks a voice page's call needs: what it says (and the digit pressed), and
+    how it ended. Each carries the message id, as a text's status callback does."""
+
+    twiml: str
+    status: str | None = None
+
+
 def status_callback_for(base: str | None, message_id: int) -> str | None:
     """Our message id rides in the StatusCallback URL: a delivery report for a provider id
     we never recorded still says which text it belongs to (a lost answer, or a second send)."""
@@ -148,17 +162,22 @@ def deliver(
     clock: Callable[[], datetime] = utcnow,
     cipher: PhiCipher | None = None,
     buckets: TokenBuckets | None = None,
+    call_webhooks: CallWebhooks | None = None,
 ) -> DeliveryResult:
     """`cipher` opens what a person wrote (a staff reply is stored only encrypted);
-    `buckets` hold each sending number to its practice's send rate."""
+    `buckets` hold each sending number to its practice's send rate; `call_webhooks` are
+    where a voice page's call asks what to say."""
     now = clock()
     with sessions.begin() as session:
         message = claim(session, message_id, now, policy.lease)
         if message is None:
             return DeliveryResult(message_id, DeliveryOutcome.NOT_CLAIMED)
         # The send chokepoint: whatever queued this text, an opted-out number never gets it.
-        if message.kind not in OPT_OUT_EXEMPT_KINDS and is_opted_out(
-            session, message.practice_id, message.to_number
+        # STOP is consent to texts: a voice page still rings (it is no text).
+        if (
+            message.kind not in OPT_OUT_EXEMPT_KINDS
+            and not message.kind.is_call
+            and is_opted_out(session, message.practice_id, message.to_number)
         ):
             message.status = move(message.status, MessageStatus.SUPPRESSED)
             message.error_message = SuppressionReason.OPTED_OUT.value
@@ -184,18 +203,30 @@ def deliver(
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.FAILED)
         urgent = message.kind in URGENT_KINDS
-        # A text in doubt may be out already: asking the provider costs no segment.
-        if buckets is not None and message.in_doubt_since is None:
-            wait = _wait_for_rate(session, buckets, message, body, now, urgent)
-            if wait > 0:
-                return DeliveryResult(message_id, DeliveryOutcome.THROTTLED, wait_s=wait)
-        sms = OutboundSms(
-            message.from_number,
-            message.to_number,
-            body,
-            status_callback_for(status_callback, message_id),
-            validity_period_s=URGENT_VALIDITY_S if urgent else None,
-        )
+        outbound: OutboundSms | OutboundCall
+        if message.kind.is_call:
+            # A call spends no SMS segments: the send rate is a text's.
+            hooks = call_webhooks or CallWebhooks(twiml="")
+            outbound = OutboundCall(
+                message.from_number,
+                message.to_number,
+                f"{hooks.twiml}?message_id={message_id}" if hooks.twiml else "",
+                body,
+                status_callback_for(hooks.status, message_id),
+            )
+        else:
+            # A text in doubt may be out already: asking the provider costs no segment.
+            if buckets is not None and message.in_doubt_since is None:
+                wait = _wait_for_rate(session, buckets, message, body, now, urgent)
+                if wait > 0:
+                    return DeliveryResult(message_id, DeliveryOutcome.THROTTLED, wait_s=wait)
+            outbound = OutboundSms(
+                message.from_number,
+                message.to_number,
+                body,
+                status_callback_for(status_callback, message_id),
+                validity_period_s=URGENT_VALIDITY_S if urgent else None,
+            )
         created_at, kind, episode_id = message.created_at, message.kind, message.episode_id
         claimed_at, in_doubt_since = now, message.in_doubt_since
 
@@ -206,11 +237,17 @@ def deliver(
         try:
             sid = None
             if in_doubt_since is not None:
-                sid = already_sent(sessions, provider, sms, in_doubt_since)
+                if isinstance(outbound, OutboundCall):
+                    sid = already_called(sessions, provider, outbound, in_doubt_since)
+                else:
+                    sid = already_sent(sessions, provider, outbound, in_doubt_since)
                 if sid is None and keeper is not None:
                     keeper.renew_now()  # the lookup took some of the lease; the send needs it
             if sid is None:
-                sid = provider.send(sms).provider_sid
+                if isinstance(outbound, OutboundCall):
+                    sid = provider.call(outbound).provider_sid
+                else:
+                    sid = provider.send(outbound).provider_sid
             else:
                 outcome = DeliveryOutcome.RECONCILED
         except SendError as exc:
@@ -229,11 +266,13 @@ def deliver(
         log.warning(
             "message %s to %s had gone out already (%s): recorded, not sent again",
             message_id,
-            mask(sms.to_number),
+            mask(outbound.to_number),
             sid,
         )
     else:
-        log.info("message %s to %s accepted by %s", message_id, mask(sms.to_number), provider.name)
+        log.info(
+            "message %s to %s accepted by %s", message_id, mask(outbound.to_number), provider.name
+        )
     return DeliveryResult(message_id, outcome, duplicate=duplicate, time_to_first_text_ms=ttft_ms)
 
 
@@ -285,18 +324,37 @@ def already_sent(
     have recorded for another message (a patient may be sent the same menu twice)."""
     found = provider.find_sent(sms.from_number, sms.to_number, since - CLOCK_SLACK)
     same = [t for t in found if _same_words(t.body, sms.body)]
-    if not same:
+    return _oldest_unrecorded(sessions, [(t.provider_sid, t.created_at) for t in same])
+
+
+def already_called(
+    sessions: sessionmaker[Session], provider: SmsProvider, call: OutboundCall, since: datetime
+) -> str | None:
+    """The provider id of this call if the provider placed it already: a call from the
+    practice's number to this clinician since the first doubtful attempt that no message
+    of ours has recorded. A call has no words to compare; two calls to one clinician that
+    are in doubt at the same moment may each adopt the other's id, which still records
+    every call placed once and places none twice."""
+    found = provider.find_calls(call.from_number, call.to_number, since - CLOCK_SLACK)
+    return _oldest_unrecorded(sessions, [(c.provider_sid, c.created_at) for c in found])
+
+
+def _oldest_unrecorded(
+    sessions: sessionmaker[Session], candidates: list[tuple[str, datetime]]
+) -> str | None:
+    """Of what the provider has, the oldest whose id no message of ours carries yet."""
+    if not candidates:
         return None
     with sessions() as session:
         taken = set(
             session.scalars(
                 select(Message.provider_sid).where(
-                    Message.provider_sid.in_([t.provider_sid for t in same])
+                    Message.provider_sid.in_([sid for sid, _ in candidates])
                 )
             )
         )
-    free = sorted((t for t in same if t.provider_sid not in taken), key=lambda t: t.created_at)
-    return free[0].provider_sid if free else None
+    free = sorted((c for c in candidates if c[0] not in taken), key=lambda c: c[1])
+    return free[0][0] if free else None
 
 
 def _same_words(theirs: str, ours: str) -> bool:

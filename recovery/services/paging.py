@@ -11,6 +11,11 @@ timer; the beat job calls `escalate_due`):
 * When round 0 has paged everyone, the next escalation is round 1: the whole roster and
   the practice's manager, all at once. Every further `ack_timeout_s` repeats that as
   round 2, 3, ... until someone acknowledges.
+* From round 1 on, everyone paged by text is also called (a Twilio call whose voice says
+  the practice has a page and "press 1 to take it"): a text nobody answered in a whole
+  round may be on a phone face down, and a ringing phone is harder to miss. Pressing 1
+  is an ACK (`voice_pages.press`). Round 0 texts only: most pages are taken there, and
+  a call in the middle of a clinic visit is the costlier interruption.
 * An empty roster skips straight to round 1 (the manager alone). With nobody at all to
   page the page still exists, stays ACTIVE, and every escalation logs an ERROR: a roster
   or manager added to the practice later is picked up by the next sweep.
@@ -66,6 +71,9 @@ from recovery.services.texts import queue_text
 
 log = logging.getLogger(__name__)
 
+# A page reaches a clinician as a text and, from round 1 on, as a call too.
+PAGE_KINDS = (MessageKind.PAGE, MessageKind.PAGE_CALL)
+
 PAGE_LINK_PATH = "/p/{code}"  # the staff link in a page text: public_base_url + "/p/<code>"
 
 # Short enough to type on a phone in a hurry. The code is unique among all pages ever
@@ -110,7 +118,7 @@ def may_acknowledge(session: Session, practice: Practice, number: str) -> bool:
         select(Message.id)
         .where(
             Message.practice_id == practice.id,
-            Message.kind == MessageKind.PAGE,
+            Message.kind.in_(PAGE_KINDS),
             Message.to_number == number,
         )
         .limit(1)
@@ -248,6 +256,21 @@ def _page_next(
             reference=page.code,
         )
         message_ids.append(message.id)
+    if page.round >= 1:
+        for person in targets:
+            call = queue_text(
+                session,
+                templates,
+                practice,
+                to=person["phone"],
+                kind=MessageKind.PAGE_CALL,
+                template=page.reason.call_template,
+                now=now,
+                episode_id=page.episode_id,
+                page_id=page.id,
+                reference=page.code,
+            )
+            message_ids.append(call.id)
     first = page.first_page_at is None
     if first:
         page.first_page_at = now
@@ -320,11 +343,12 @@ UNREACHED = frozenset(
 def page_text_unreached(session: Session, message: Message, now: datetime) -> bool:
     """A page text that cannot reach its clinician escalates the page at once (the beat
     sweep's next pass, seconds), not after ack_timeout_s: nobody can acknowledge a text
-    they never got. Only when every text of the page's latest step is unreached (one of
-    three in a round that reached two is not a reason to page all three again), and only
+    they never got. Only when every text (and call) of the page's latest step is unreached
+    (one of three in a round that reached two is not a reason to page all three again;
+    a call that rang out while its text was delivered is not either), and only
     for that step: a late report about an earlier step changes nothing. True if the page
     was made due now."""
-    if message.kind is not MessageKind.PAGE or message.page_id is None:
+    if message.kind not in PAGE_KINDS or message.page_id is None:
         return False
     if message.status not in UNREACHED:
         return False
@@ -332,7 +356,7 @@ def page_text_unreached(session: Session, message: Message, now: datetime) -> bo
     if page is None or page.status is not PageStatus.ACTIVE:
         return False
     texts = session.scalars(
-        select(Message).where(Message.page_id == page.id, Message.kind == MessageKind.PAGE)
+        select(Message).where(Message.page_id == page.id, Message.kind.in_(PAGE_KINDS))
     ).all()
     latest = max(t.created_at for t in texts)
     step = [t for t in texts if t.created_at == latest]
@@ -341,9 +365,10 @@ def page_text_unreached(session: Session, message: Message, now: datetime) -> bo
     if page.next_escalation_at is None or page.next_escalation_at > now:
         page.next_escalation_at = now
     log.warning(
-        "page %s (%s): its text to %s was not delivered (%s); escalating now",
+        "page %s (%s): its %s to %s was not delivered (%s); escalating now",
         page.id,
         page.code,
+        "call" if message.kind.is_call else "text",
         mask(message.to_number),
         message.status.value,
     )
@@ -395,7 +420,7 @@ def acknowledge(
                 Page.status == PageStatus.ACTIVE,
                 Page.id.in_(
                     select(Message.page_id).where(
-                        Message.kind == MessageKind.PAGE, Message.to_number == sender
+                        Message.kind.in_(PAGE_KINDS), Message.to_number == sender
                     )
                 ),
             )
@@ -467,7 +492,7 @@ def _was_paged(session: Session, page: Page, sender: str) -> bool:
             select(Message.id)
             .where(
                 Message.page_id == page.id,
-                Message.kind == MessageKind.PAGE,
+                Message.kind.in_(PAGE_KINDS),
                 Message.to_number == sender,
             )
             .limit(1)

@@ -1,4 +1,5 @@
-"""The SMS provider port: what the services need from whoever carries a text."""
+"""The SMS provider port: what the services need from whoever carries a text (or places a
+page's voice call: the same provider, the same practice number)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,28 @@ class OutboundSms:
     status_callback: str | None = None
     # Seconds the provider may keep trying before it gives the text up (urgent texts).
     validity_period_s: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """A voice page: the provider rings `to_number` from `from_number` and, once answered,
+    asks `twiml_url` what to say (our signed voice webhook, which also takes the digit)."""
+
+    from_number: str
+    to_number: str
+    twiml_url: str
+    # What the call says: the console provider records it; Twilio hears it from twiml_url.
+    words: str = ""
+    # Where the provider reports how the call ended (answered, busy, no answer, failed).
+    status_callback: str | None = None
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """A call the provider says it has placed (its call list), to tell whether ours went."""
+
+    provider_sid: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -59,4 +82,13 @@ class SmsProvider(Protocol):
     def find_sent(self, from_number: str, to_number: str, since: datetime) -> list[SentText]:
         """Texts from `from_number` to `to_number` the provider created since `since`,
         newest first. Raises SendError (not permanent) when the provider cannot answer."""
+        ...
+
+    def call(self, call: OutboundCall) -> SendResult:
+        """Place a call; its failures are SendErrors sorted like a text's."""
+        ...
+
+    def find_calls(self, from_number: str, to_number: str, since: datetime) -> list[PlacedCall]:
+        """Calls from `from_number` to `to_number` the provider created since `since`,
+        newest first; like `find_sent`, for a call whose answer we did not record."""
         ...

@@ -12,7 +12,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from recovery.models.message import MessageStatus
-from recovery.sms.base import OutboundSms, SendError, SendResult, SentText
+from recovery.sms.base import (
+    OutboundCall,
+    OutboundSms,
+    PlacedCall,
+    SendError,
+    SendResult,
+    SentText,
+)
 
 # Twilio errors that no retry can fix: the number is invalid (21211, 21217), not a mobile
 # (21614), unsubscribed from this sender (21610), not SMS-capable or blocked (21612, 21408),
@@ -20,6 +27,10 @@ from recovery.sms.base import OutboundSms, SendError, SendResult, SentText
 PERMANENT_CODES = frozenset(
     {21211, 21217, 21408, 21602, 21606, 21610, 21612, 21614, 21617, 21659, 30004, 30006}
 )
+# The same for a call: the From is not a verified caller id of ours (21210), the To is
+# invalid or cannot be called (21211, 21214, 13223, 13224), or is in a country we may not
+# call (21215, 21216).
+CALL_PERMANENT_CODES = frozenset({13223, 13224, 21210, 21211, 21214, 21215, 21216, 21217})
 
 
 class TwilioProvider:
@@ -99,6 +110,46 @@ class TwilioProvider:
             if m.sid and m.date_created is not None and m.date_created >= since
         ]
 
+    def call(self, call: OutboundCall) -> SendResult:
+        params = {
+            "to": call.to_number,
+            "from_": call.from_number,
+            # Twilio fetches what to say when the call is answered, and posts the digit
+            # pressed back to the same signed webhook.
+            "url": call.twiml_url,
+            "method": "POST",
+        }
+        if call.status_callback:
+            params["status_callback"] = call.status_callback
+            params["status_callback_method"] = "POST"
+        try:
+            placed = self.client().calls.create(**params)
+        except TwilioRestException as exc:
+            raise classify_error(exc, CALL_PERMANENT_CODES) from exc
+        except (TwilioException, OSError) as exc:
+            raise SendError(
+                f"twilio unreachable: {exc}", permanent=False, in_doubt=_may_have_arrived(exc)
+            ) from exc
+        if not placed.sid:
+            raise SendError("twilio answered without a call sid", permanent=False)
+        return SendResult(provider_sid=placed.sid)
+
+    def find_calls(self, from_number: str, to_number: str, since: datetime) -> list[PlacedCall]:
+        # No StartTime filter, for the reason find_sent has none: a queued call has none.
+        try:
+            found = self.client().calls.list(
+                to=to_number, from_=from_number, limit=_LOOKUP_PAGE, page_size=_LOOKUP_PAGE
+            )
+        except TwilioRestException as exc:
+            raise SendError(f"twilio call list: {exc.status} {exc.code}", permanent=False) from exc
+        except (TwilioException, OSError) as exc:
+            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
+        return [
+            PlacedCall(c.sid, c.date_created)
+            for c in found
+            if c.sid and c.date_created is not None and c.date_created >= since
+        ]
+
 
 _LOOKUP_PAGE = 50
 
@@ -115,10 +166,12 @@ def _may_have_arrived(exc: BaseException) -> bool:
     return True
 
 
-def classify_error(exc: TwilioRestException) -> SendError:
+def classify_error(
+    exc: TwilioRestException, permanent_codes: frozenset[int] = PERMANENT_CODES
+) -> SendError:
     code = exc.code if isinstance(exc.code, int) else None
     status = exc.status or 0
-    if code in PERMANENT_CODES:
+    if code in permanent_codes:
         permanent = True
     elif status in (401, 403, 429) or status >= 500:
         # 401/403 are our credentials: an operator fixes them and the waiting texts go out.
@@ -137,6 +190,9 @@ def classify_error(exc: TwilioRestException) -> SendError:
 
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/sms/status"
+# A voice page's TwiML (and the digit pressed), and how its call ended.
+VOICE_PAGE_PATH = "/webhooks/twilio/voice/page"
+VOICE_PAGE_STATUS_PATH = "/webhooks/twilio/voice/page/status"
 
 # Twilio's MessageStatus values in our states. queued/accepted/scheduled/sending all mean
 # "Twilio has it", which is what ACCEPTED records; read is delivery with a receipt.
@@ -149,6 +205,17 @@ TWILIO_STATUSES = {
     "delivered": MessageStatus.DELIVERED,
     "read": MessageStatus.DELIVERED,
     "undelivered": MessageStatus.UNDELIVERED,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+}
+
+# Twilio's final CallStatus values for a voice page, in the same states: answered reads as
+# delivered (someone, or a voicemail, heard it); a call nobody picked up never reached
+# the clinician, like an undelivered text.
+CALL_STATUSES = {
+    "completed": MessageStatus.DELIVERED,
+    "busy": MessageStatus.UNDELIVERED,
+    "no-answer": MessageStatus.UNDELIVERED,
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.FAILED,
 }

@@ -23,6 +23,7 @@ from recovery import metrics
 from recovery.db import session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.messages import StatusOutcome
+from recovery.domain.pages import CallStep
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import EpisodeStatus
 from recovery.schemas.webhooks import (
@@ -35,14 +36,17 @@ from recovery.schemas.webhooks import (
     TwilioInboundSms,
     TwilioIncomingCall,
     TwilioMessageStatus,
+    TwilioPageCall,
+    TwilioPageCallStatus,
 )
+from recovery.services import voice_pages
 from recovery.services.errors import NotFound
 from recovery.services.intake import IntakeResult, UnknownNumber, find_practice, record_call
 from recovery.services.outcomes import confirm_booking
 from recovery.services.outreach import record_status
 from recovery.services.replies import record_inbound
 from recovery.services.webhook_secrets import signers
-from recovery.sms.twilio import TWILIO_STATUSES
+from recovery.sms.twilio import CALL_STATUSES, TWILIO_STATUSES
 from recovery.web import Runtime, runtime_of
 from recovery.web.security import Forbidden, check_twilio_signature, generic_signer
 
@@ -239,6 +243,61 @@ def twilio_call_status() -> Response:
             called_is_forward_target=event.parent_call_sid is not None,
         )
     )
+    return Response("", status=204)
+
+
+# How long the call waits for the digit after the page's words, in seconds.
+GATHER_TIMEOUT_S = 8
+
+
+@bp.post("/twilio/voice/page")
+def twilio_voice_page() -> Response:
+    """A voice page's call was answered (say the page, wait for one digit), or the
+    clinician pressed a key (1 takes the page, as "ACK <code>" does)."""
+    params = _verified_twilio_form()
+    call = TwilioPageCall.model_validate({**params, "message_id": request.args.get("message_id")})
+    runtime = _runtime()
+    with session_scope(runtime.sessions) as session:
+        answer = voice_pages.answer(
+            session,
+            runtime.templates,
+            call.message_id,
+            digits=call.digits,
+            now=utcnow(),
+            public_base_url=runtime.settings.public_base_url,
+        )
+    for message_id in answer.message_ids:
+        _queue(runtime.dispatcher.send_text, message_id, "message")
+    response = VoiceResponse()
+    if answer.step is CallStep.PROMPT:
+        # The digit comes back here, to the URL Twilio signed (it carries our message id).
+        here = runtime.settings.public_base_url + request.full_path.rstrip("?")
+        gather = response.gather(num_digits=1, action=here, method="POST", timeout=GATHER_TIMEOUT_S)
+        gather.say(answer.words)
+        response.say("No key was pressed. The page is still open: reply ACK to its text.")
+    elif answer.step is CallStep.TAKEN:
+        response.say("You have the page. Its details are in your text messages. Goodbye.")
+    elif answer.step is CallStep.ALREADY_TAKEN:
+        response.say(f"This page was already taken by {answer.acknowledged_by}. Goodbye.")
+    else:
+        response.say("This page is no longer open. Goodbye.")
+    response.hangup()
+    return _twiml(response)
+
+
+@bp.post("/twilio/voice/page/status")
+def twilio_voice_page_status() -> Response:
+    """How a voice page's call ended: answered, or busy / no answer / failed, which like
+    an undelivered page text escalates at once when nothing else of its step got through."""
+    params = _verified_twilio_form()
+    report = TwilioPageCallStatus.model_validate(
+        {**params, "message_id": request.args.get("message_id")}
+    )
+    status = CALL_STATUSES.get(report.call_status)
+    if status is None:
+        return Response("", status=204)  # queued, ringing, in-progress: not an ending
+    with session_scope(_runtime().sessions) as session:
+        record_status(session, report.call_sid, status, None, utcnow(), report.message_id)
     return Response("", status=204)
 
 

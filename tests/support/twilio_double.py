@@ -22,6 +22,8 @@ Endpoints (all under ``/2010-04-01/Accounts/{AccountSid}``, HTTP Basic auth):
 - ``GET  /Messages.json``  list texts, newest first, by To, From and DateSent (reconciliation:
   "did this text already go out?")
 - ``POST /Calls.json``     place a call (voice pages)
+- ``GET  /Calls.json``     list calls, newest first, by To and From (reconciliation: "did
+  this call already go out?")
 
 Anything else is a 404 with Twilio's error JSON. Failures are injected with ``fail_next``,
 ``refuse_number``, ``set_delay`` (answer late, the text created only then),
@@ -456,6 +458,27 @@ class TwilioDouble:
         with self._lock:
             return list(self._calls)
 
+    def accepted_calls(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self._calls if r.accepted]
+
+    def wait_for_calls(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Block until at least ``n`` calls were placed; return all placed ones."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                placed = [r for r in self._calls if r.accepted]
+                if len(placed) >= n:
+                    return placed
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = "\n  ".join(r.summary() for r in self._calls) or "(none)"
+                    raise AssertionError(
+                        f"expected >= {n} placed calls within {timeout}s, got {len(placed)} "
+                        f"of {len(self._calls)} received:\n  {seen}"
+                    )
+                self._changed.wait(remaining)
+
     def _record_server_error(self, description: str) -> None:
         with self._lock:
             self._server_errors.append(description)
@@ -679,6 +702,8 @@ class TwilioDouble:
             return 200, self._list_messages(query)
         if rest == "/Calls.json" and method == "POST":
             return 201, self._create_call(form)
+        if rest == "/Calls.json" and method == "GET":
+            return 200, self._list_calls(query)
         raise _error(20404, 404, path=path)
 
     # ------------------------------------------------------------------ messages
@@ -806,6 +831,51 @@ class TwilioDouble:
         }
 
     # ------------------------------------------------------------------ calls
+
+    def _list_calls(self, query: str) -> dict[str, Any]:
+        params: dict[str, str] = {}
+        for name, raw in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, raw)
+        page_size = _parse_int(params.get("PageSize", "50"))
+        if page_size is None or not 1 <= page_size <= 1000:
+            raise _bad_value("PageSize", params.get("PageSize", ""))
+        page = _parse_int(params.get("Page", "0"))
+        if page is None or page < 0:
+            raise _bad_value("Page", params.get("Page", ""))
+        to = _canonical_number(params["To"]) if params.get("To") else None
+        from_ = _canonical_number(params["From"]) if params.get("From") else None
+
+        def keep(call: dict[str, Any]) -> bool:
+            if to is not None and _canonical_number(call["to"]) != to:
+                return False
+            return from_ is None or _canonical_number(call["from"]) == from_
+
+        with self._lock:
+            ordered = [r.response for r in self._calls if r.accepted]
+        matching = [c for c in reversed(ordered) if keep(c)]  # newest first
+        start = page * page_size
+        chunk = matching[start : start + page_size]
+        base = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls.json"
+        filters = {k: v for k, v in params.items() if k in ("To", "From")}
+
+        def page_uri(index: int) -> str:
+            query_items = {**filters, "PageSize": str(page_size), "Page": str(index)}
+            if index > 0:
+                query_items["PageToken"] = f"PACA{index * page_size}"
+            return f"{base}?{urlencode(query_items, quote_via=quote)}"
+
+        has_next = start + page_size < len(matching)
+        return {
+            "calls": chunk,
+            "end": start + max(len(chunk) - 1, 0),
+            "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page + 1) if has_next else None,
+            "page": page,
+            "page_size": page_size,
+            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+            "start": start,
+            "uri": page_uri(page),
+        }
 
     def _create_call(self, form: dict[str, str]) -> dict[str, Any]:
         to, from_ = form.get("To", "").strip(), form.get("From", "").strip()

@@ -6,7 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recovery.sms.base import OutboundSms
+from recovery.sms.base import OutboundCall, OutboundSms
 from recovery.sms.console import ConsoleProvider, number_digest, outbox_key, read_outbox
 from tests.conftest import PHI_KEY
 
@@ -92,3 +92,28 @@ def test_no_recipient_number_is_in_the_file_or_on_the_terminal(tmp_path: Path) -
     # Another key (another install) does not recognise the number.
     other = ConsoleProvider(outbox, stream=io.StringIO(), key=outbox_key("another key"))
     assert other.find_sent("+15125550100", "+15125550199", datetime(2000, 1, 1, tzinfo=UTC)) == []
+
+
+def test_a_voice_page_call_is_recorded_like_a_text_with_kind_call(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    provider = ConsoleProvider(tmp_path / "outbox.jsonl", stream=stream, key=KEY)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    words = "This is Valley Family Clinic with an urgent page. Press 1 to take it."
+    text = provider.send(sms(to="+15125550111", body="a page text"))
+
+    placed = provider.call(
+        OutboundCall("+15125550100", "+15125550111", "https://x.example/twiml", words)
+    )
+
+    [_, record] = read_outbox(tmp_path / "outbox.jsonl")
+    assert record["kind"] == "call" and record["body"] == words
+    assert record["sid"] == placed.provider_sid and placed.provider_sid.startswith("CA")
+    assert f"CALL {placed.provider_sid}" in stream.getvalue() and words in stream.getvalue()
+    # Texts and calls are asked for separately: a call is never taken for a text.
+    [call] = provider.find_calls("+15125550100", "+15125550111", before)
+    assert call.provider_sid == placed.provider_sid
+    assert [t.provider_sid for t in provider.find_sent("+15125550100", "+15125550111", before)] == [
+        text.provider_sid
+    ]
+    assert provider.find_calls("+15125550100", "+15125550112", before) == []
+    assert "5125550111" not in (tmp_path / "outbox.jsonl").read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
+from recovery.domain.messages import MessageKind
 from recovery.domain.phones import mask
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Episode, EpisodeOutcome, EpisodeStatus, Message, Page, PageStatus
@@ -112,7 +113,12 @@ def texts(sessions: sessionmaker[Session], ids: list[int]) -> list[Message]:
 
 
 def recipients(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
-    return [m.to_number for m in texts(sessions, ids)]
+    """Who was texted (a page's calls are counted by `callees`)."""
+    return [m.to_number for m in texts(sessions, ids) if m.kind is not MessageKind.PAGE_CALL]
+
+
+def callees(sessions: sessionmaker[Session], ids: list[int]) -> list[str]:
+    return [m.to_number for m in texts(sessions, ids) if m.kind is MessageKind.PAGE_CALL]
 
 
 def load_page(sessions: sessionmaker[Session], page_id: int) -> Page:
@@ -310,7 +316,10 @@ def test_after_the_roster_everyone_and_the_manager_are_paged_at_once(
     ids = sweep(sessions, templates, T0 + 2 * TIMEOUT)
 
     assert sorted(recipients(sessions, ids)) == sorted([RIVERA, LEE, MANAGER])
-    assert all(m.kind == "page" and m.page_id == page.id for m in texts(sessions, ids))
+    # Round 1 rings them too: a call each, beside the text.
+    assert sorted(callees(sessions, ids)) == sorted([RIVERA, LEE, MANAGER])
+    assert {m.kind for m in texts(sessions, ids)} == {"page", "page_call"}
+    assert all(m.page_id == page.id for m in texts(sessions, ids))
     stored = load_page(sessions, page.id)
     assert stored.round == 1
     assert stored.next_escalation_at == T0 + 3 * TIMEOUT
@@ -430,7 +439,9 @@ def test_practice_without_roster_pages_its_manager_at_once(
 
     page, ids = start(sessions, templates, slug="never-open")
 
-    [text] = texts(sessions, ids)
+    # Nobody on call: round 0 is skipped, and round 1 rings the manager as well.
+    assert callees(sessions, ids) == [MANAGER]
+    [text] = [m for m in texts(sessions, ids) if m.kind is MessageKind.PAGE]
     assert (text.to_number, text.from_number) == (MANAGER, "+13035550100")
     assert text.body.startswith("URGENT Night Owl Dental:")
     assert load_page(sessions, page.id).first_page_at == T0

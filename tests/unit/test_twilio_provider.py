@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,8 @@ import requests
 import responses
 
 from recovery.models import MessageStatus
-from recovery.sms.base import OutboundSms, SendError
-from recovery.sms.twilio import TWILIO_STATUSES, TwilioProvider
+from recovery.sms.base import OutboundCall, OutboundSms, SendError
+from recovery.sms.twilio import CALL_STATUSES, TWILIO_STATUSES, TwilioProvider
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN
 from tests.support.twilio_double import TwilioDouble
 
@@ -289,3 +290,57 @@ def test_twilio_unreachable_for_the_lookup_is_a_retry_not_an_answer() -> None:
     with pytest.raises(SendError) as raised:
         provider.find_sent(SMS.from_number, SMS.to_number, datetime.now(UTC))
     assert not raised.value.permanent
+
+
+# --- voice pages: a call placed, and found again in Twilio's call list -------------------
+
+CALL = OutboundCall(
+    from_number="+15125550100",
+    to_number="+15125550111",
+    twiml_url="https://recovery.example.com/webhooks/twilio/voice/page?message_id=7",
+    words="This is Valley Family Clinic with an urgent page. Press 1 to take it.",
+    status_callback="https://recovery.example.com/webhooks/twilio/voice/page/status?message_id=7",
+)
+
+
+def test_a_call_posts_to_from_the_twiml_url_and_its_status_callback(double: TwilioDouble) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    placed = on(double).call(CALL)
+
+    [recorded] = double.accepted_calls()
+    assert placed.provider_sid == recorded.sid
+    assert recorded.form["To"] == CALL.to_number and recorded.form["From"] == CALL.from_number
+    assert recorded.form["Url"] == CALL.twiml_url and recorded.form["Method"] == "POST"
+    assert recorded.form["StatusCallback"] == CALL.status_callback
+    assert double.messages() == []  # a call, not a text
+    [found] = on(double).find_calls(CALL.from_number, CALL.to_number, since)
+    assert found.provider_sid == placed.provider_sid
+    assert on(double).find_calls(CALL.from_number, "+15125550112", since) == []
+    assert on(double).find_sent(CALL.from_number, CALL.to_number, since) == []
+
+
+def test_a_call_to_an_invalid_number_is_permanent(double: TwilioDouble) -> None:
+    with pytest.raises(SendError) as raised:
+        on(double).call(dataclasses.replace(CALL, to_number="12"))
+    assert raised.value.permanent and raised.value.code == 21211
+
+
+def test_a_call_twilio_never_answered_is_in_doubt_and_found_in_its_call_list(
+    double: TwilioDouble,
+) -> None:
+    provider = on(double, timeout_s=0.3)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    double.set_delay(0.6)
+    with pytest.raises(SendError) as raised:
+        provider.call(CALL)
+    assert raised.value.in_doubt and not raised.value.permanent
+    double.wait_for_calls(1)
+    double.set_delay(0)
+    [found] = provider.find_calls(CALL.from_number, CALL.to_number, since)
+    assert found.provider_sid == double.accepted_calls()[0].sid
+
+
+def test_every_final_call_status_maps_to_a_message_state() -> None:
+    assert CALL_STATUSES["completed"] is MessageStatus.DELIVERED
+    assert {CALL_STATUSES[s] for s in ("busy", "no-answer")} == {MessageStatus.UNDELIVERED}
+    assert {CALL_STATUSES[s] for s in ("failed", "canceled")} == {MessageStatus.FAILED}

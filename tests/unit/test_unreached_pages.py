@@ -26,6 +26,7 @@ from tests.unit.test_paging import (
     set_manager,
     start,
     sweep,
+    texts,
 )
 
 
@@ -107,12 +108,23 @@ def test_one_unreached_text_of_a_round_that_reached_others_waits_for_the_timeout
     assert sorted(recipients(sessions, everyone)) == sorted([RIVERA, LEE, MANAGER])
     due = load_page(sessions, page.id).next_escalation_at
 
-    first, second, third = everyone
+    first, second, third = [m for m in everyone if m not in set(calls_in(sessions, everyone))]
     report(sessions, first, MessageStatus.FAILED)
     report(sessions, second, MessageStatus.UNDELIVERED)
     assert load_page(sessions, page.id).next_escalation_at == due  # one still reached
     report(sessions, third, MessageStatus.UNDELIVERED)
+    # Round 1 rings them too: while a call may still be answered, the round stands.
+    assert load_page(sessions, page.id).next_escalation_at == due
+    *ringing, last = calls_in(sessions, everyone)
+    for call in ringing:
+        report(sessions, call, MessageStatus.UNDELIVERED)
+    assert load_page(sessions, page.id).next_escalation_at == due
+    report(sessions, last, MessageStatus.FAILED)
     assert load_page(sessions, page.id).next_escalation_at == T0  # nobody reached: now
+
+
+def calls_in(sessions: sessionmaker[Session], ids: list[int]) -> list[int]:
+    return [m.id for m in texts(sessions, ids) if m.kind is MessageKind.PAGE_CALL]
 
 
 def test_a_late_report_about_an_earlier_step_changes_nothing(
