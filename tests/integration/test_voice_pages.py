@@ -16,7 +16,14 @@ from recovery.models import EpisodeOutcome, Message, Page, PageStatus
 from tests.conftest import twilio_signature
 from tests.integration.conftest import Clock
 from tests.integration.helpers import post_sms, texts_to, wait_for_text_to
-from tests.integration.test_two_way import DR_RIVERA, NURSE_LEE, PATIENT, episode, missed_call
+from tests.integration.test_two_way import (
+    DR_RIVERA,
+    NURSE_LEE,
+    PATIENT,
+    episode,
+    missed_call,
+    wait_for,
+)
 from tests.support.stack import Stack
 from tests.support.twilio_double import RecordedRequest, TwilioDouble
 
@@ -73,9 +80,14 @@ def test_pressing_1_on_the_voice_page_takes_it_once(
     lee = call_to(twilio, NURSE_LEE)
     assert lee.form["Url"].startswith(stack.base_url + "/webhooks/twilio/voice/page?message_id=")
     assert lee.form["StatusCallback"].startswith(stack.base_url + "/webhooks/twilio/voice/page/")
-    with sessions() as session:
-        stored = session.scalars(select(Message).where(Message.provider_sid == lee.sid)).one()
-        assert stored.kind == "page_call" and stored.status.value == "accepted"
+
+    def recorded() -> Message | None:
+        # The double has the call a moment before the worker has written down its sid.
+        with sessions() as session:
+            return session.scalars(select(Message).where(Message.provider_sid == lee.sid)).first()
+
+    stored = wait_for(recorded)
+    assert stored.kind == "page_call" and stored.status.value == "accepted"
 
     prompt = answer(lee)
     assert "<Gather" in prompt and 'numDigits="1"' in prompt and "Press 1 to take it" in prompt
