@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from recovery.models import Message, User
+    from recovery.services.outreach import Dispatcher
 
 from recovery.config import Settings
 from recovery.simulation import missed_dial_action_form
@@ -262,6 +263,112 @@ def audit_cli(session: Session, what: str) -> None:
     except (KeyError, OSError):  # no name for this uid (a container)
         actor = f"uid {os.getuid()}"
     record(session, None, AuditAction.CLI_CHANGE, now=utcnow(), detail=f"{what} by {actor}")
+
+
+# --- paging ----------------------------------------------------------------------------
+
+
+@main.group()
+def paging() -> None:
+    """Urgent pages: fire drills of the on-call roster."""
+
+
+@paging.command("drill")
+@click.argument("practice_slug")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=int,
+    default=0,
+    help="Seconds to wait for answers, printing each as it comes (default: do not wait).",
+)
+def paging_drill(practice_slug: str, wait_s: int) -> None:
+    """Text PRACTICE's on-call roster a TEST page and record who answers ACK, how fast.
+
+    Opens no episode and creates no task. The running worker sends the texts; the result
+    is on the roster's admin page (and here, with --wait)."""
+    from sqlalchemy import select
+
+    from recovery.config import TEMPLATES_DIR
+    from recovery.db import session_scope, utcnow
+    from recovery.domain.drills import DrillRefusal
+    from recovery.domain.templates import SmsTemplates
+    from recovery.models import Practice
+    from recovery.services import drills
+    from workers.dispatch import CeleryDispatcher
+
+    settings = running_settings(Settings())
+    sessions, dispose = _database()
+    try:
+        with session_scope(sessions) as session:
+            practice = session.scalars(
+                select(Practice).where(Practice.slug == practice_slug)
+            ).first()
+            if practice is None:
+                raise click.ClickException(f"no practice {practice_slug}")
+            started = drills.start_drill(
+                session,
+                SmsTemplates(TEMPLATES_DIR / "sms"),
+                practice,
+                started_by="the command line",
+                now=utcnow(),
+            )
+            if started.drill is not None and started.refusal is None:
+                audit_cli(session, f"paging drill {started.drill.code} for {practice_slug}")
+        if started.refusal is DrillRefusal.NO_ROSTER or started.drill is None:
+            raise click.ClickException(f"{practice_slug} has nobody on call: nobody to drill")
+        drill = started.drill
+        if started.refusal is DrillRefusal.ALREADY_RUNNING:
+            click.echo(f"drill {drill.code} is still open (until {drill.ends_at:%H:%M} UTC)")
+        else:
+            _dispatch_texts(CeleryDispatcher.from_settings(settings), started.message_ids)
+            click.echo(
+                f"drill {drill.code}: TEST page texted to {len(drill.roster)} on call "
+                f"({', '.join(str(p['name']) for p in drill.roster)})"
+            )
+        click.echo(f"results: {settings.public_base_url}/admin/drills/{drill.id}")
+        _wait_for_answers(sessions, drill.id, wait_s)
+    finally:
+        dispose()
+
+
+def _dispatch_texts(dispatcher: Dispatcher, message_ids: list[int]) -> None:
+    for message_id in message_ids:
+        try:
+            dispatcher.send_text(message_id)
+        except Exception as exc:  # noqa: BLE001 - the committed rows wait for the sweeper
+            click.echo(f"text {message_id} not queued ({exc}); the worker's sweeper sends it")
+
+
+def _wait_for_answers(sessions: sessionmaker[Session], drill_id: int, wait_s: int) -> None:
+    from recovery.db import utcnow
+    from recovery.models import Practice
+    from recovery.models.drill import Drill
+    from recovery.services import drills
+
+    deadline = time.monotonic() + wait_s
+    shown: set[str] = set()
+    while True:
+        with sessions() as session:
+            drill = session.get(Drill, drill_id)
+            assert drill is not None
+            practice = session.get(Practice, drill.practice_id)
+            assert practice is not None
+            result = drills.result(session, practice, drill, utcnow())
+        for row in result.rows:
+            if row.seconds is not None and row.name not in shown:
+                shown.add(row.name)
+                late = "" if row.in_time else " (late)"
+                click.echo(f"  {row.name}: answered after {row.seconds} s{late}")
+        if len(shown) == len(result.rows) or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    if wait_s:
+        missing = [row.name for row in result.rows if row.seconds is None]
+        click.echo(
+            f"{result.answered} of {len(result.rows)} answered"
+            + (f"; no answer yet from {', '.join(missing)}" if missing else "")
+        )
 
 
 # --- API tokens and the report -------------------------------------------------------------

@@ -18,6 +18,8 @@ class MessageKind(enum.StrEnum):
     # (nobody took it by text). Its body is what the call says, PHI-free like a page text;
     # it goes through the same outbox, claim and retries as a text (outreach.deliver).
     PAGE_CALL = "page_call"
+    # A fire drill's TEST page to everyone on call (no patient, no page, no episode).
+    PAGE_DRILL = "page_drill"
     INVITE = "invite"  # to a new staff member: their one-time set-password link
     SLA_BREACH = "sla_breach"  # to the practice's manager: a task is past its due time
     DEAD_LETTER = "dead_letter"  # to the practice's manager: texts that could not be sent
@@ -38,6 +40,7 @@ class MessageKind(enum.StrEnum):
     # Answers to a clinician's ACK.
     PAGE_ACK = "page_ack"  # you have the page
     ACK_PROBLEM = "ack_problem"  # your ACK did not take a page (AckProblem says why)
+    PAGE_DRILL_ACK = "page_drill_ack"  # your answer to the drill is recorded
     # Inbound.
     REPLY = "reply"  # a text someone sent to a practice line
 

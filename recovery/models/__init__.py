@@ -4,6 +4,7 @@ from recovery.models.admin import PasswordLink, SavedReply
 from recovery.models.audit import AuditAction, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut, UntextableNumber
+from recovery.models.drill import Drill, DrillAnswer
 from recovery.models.episode import Episode, EpisodeOutcome, EpisodeStatus
 from recovery.models.message import Direction, Message, MessageStatus
 from recovery.models.page import Page, PageStatus
@@ -20,6 +21,8 @@ __all__ = [
     "CallDisposition",
     "CallEvent",
     "Direction",
+    "Drill",
+    "DrillAnswer",
     "Episode",
     "EpisodeOutcome",
     "EpisodeStatus",

@@ -41,6 +41,7 @@ class AuditAction(enum.Enum):
     REACTIVATE_USER = "reactivate_user"
     SET_PASSWORD = "set_password"  # noqa: S105 - an action name; through a one-time link
     EDIT_ROSTER = "edit_roster"  # the on-call order or the manager to page
+    RUN_DRILL = "run_drill"  # a fire drill: the roster texted a TEST page; detail its code
     EDIT_SAVED_REPLIES = "edit_saved_replies"
     VIEW_REPORT = "view_report"  # figures only, no PHI; kept to show who reads the report
     VIEW_EPISODES = "view_episodes"  # the episode list: masked callers, times, outcomes

@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
 from recovery.db import insert_unique
+from recovery.domain.drills import DrillAnswerOutcome, is_drill_code
 from recovery.domain.intents import Classification, Intent, classify, evidence_kind
 from recovery.domain.messages import MessageKind
+from recovery.domain.pages import AckProblem
 from recovery.domain.phones import mask, parse_number
 from recovery.domain.states import TASK_UNDONE, move
 from recovery.domain.tasks import FRONT_DESK_SLA, TaskReason
@@ -41,7 +43,7 @@ from recovery.models import (
     Task,
     TaskQueue,
 )
-from recovery.services import conversation, outcomes, paging
+from recovery.services import conversation, drills, outcomes, paging
 from recovery.services.consent import opt_out
 from recovery.services.intake import UnknownNumber, join_or_open_episode
 from recovery.services.outreach import next_requeue_at
@@ -182,6 +184,11 @@ def _acknowledge(
     now: datetime,
     public_base_url: str,
 ) -> RouteResult:
+    if is_drill_code(understood.ack_code):
+        # "ACK T1234" can only be a drill's: never a patient's page.
+        answered = _answer_drill(session, templates, practice, inbound, understood.ack_code, now)
+        assert answered is not None  # a drill's code always gets a drill's answer
+        return answered
     result = paging.acknowledge(
         session,
         templates,
@@ -191,6 +198,11 @@ def _acknowledge(
         now=now,
         public_base_url=public_base_url,
     )
+    if result.problem is AckProblem.NO_OPEN_PAGE and understood.ack_code is None:
+        # A bare ACK from someone with no real page open: their drill's, if they are in one.
+        answered = _answer_drill(session, templates, practice, inbound, None, now)
+        if answered is not None:
+            return answered
     if result.page is not None:
         inbound.episode_id = result.page.episode_id
     ids = list(result.message_ids)
@@ -206,6 +218,35 @@ def _acknowledge(
             ).id
         )
         log.warning("ACK from %s not applied: %s", mask(inbound.from_number), result.problem)
+    return RouteResult("ack", ids)
+
+
+def _answer_drill(
+    session: Session,
+    templates: SmsTemplates,
+    practice: Practice,
+    inbound: Message,
+    code: str | None,
+    now: datetime,
+) -> RouteResult | None:
+    answered = drills.answer(
+        session, templates, practice, from_number=inbound.from_number, code=code, now=now
+    )
+    if answered is None:
+        return None
+    ids = list(answered.message_ids)
+    if answered.outcome in (DrillAnswerOutcome.CLOSED, DrillAnswerOutcome.NOT_IN_DRILL):
+        # Told, as for a page: nobody should believe an answer counted that did not.
+        problem = queue_text(
+            session,
+            templates,
+            practice,
+            to=inbound.from_number,
+            kind=MessageKind.ACK_PROBLEM,
+            now=now,
+        )
+        ids.append(problem.id)
+        log.info("drill ACK from %s not recorded: %s", mask(inbound.from_number), answered.outcome)
     return RouteResult("ack", ids)
 
 

@@ -1,5 +1,6 @@
 """Administration pages for managers (their practice) and admins (every practice):
-users, the on-call roster, saved replies; and the one-time set-password page.
+users, the on-call roster and its fire drills, saved replies; and the one-time
+set-password page.
 
 Thin views: read the form, call recovery.services.admin in one transaction, render or
 redirect. Who may do what, and the audit rows, live in the service.
@@ -7,20 +8,26 @@ redirect. Who may do what, and the audit rows, live in the service.
 
 from __future__ import annotations
 
+import logging
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
+from recovery.domain.drills import DrillRefusal
 from recovery.domain.messages import MessageKind
 from recovery.domain.phones import parse_number
 from recovery.models import Practice, Role, SavedReply, User
-from recovery.services import admin
+from recovery.services import admin, drills
 from recovery.services.auth import Viewer
 from recovery.services.staff import practices_for
 from recovery.services.texts import queue_text
 from recovery.web import runtime_of
 from recovery.web.auth import login_required, protect, refuse, viewer
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("admin", __name__)
 protect(bp)
@@ -247,6 +254,16 @@ def _roster_page(slug: str | None, error: str | None = None, status: int = 200) 
         with session_scope(runtime_of(current_app).sessions) as session:
             practice = _practice(session, slug)
             view = admin.roster(session, viewer(), practice)
+            zone = ZoneInfo(practice.timezone)
+            recent = [
+                {
+                    "id": d.id,
+                    "code": d.code,
+                    "by": d.started_by,
+                    "at": d.started_at.astimezone(zone),
+                }
+                for d in drills.recent(session, practice)
+            ]
             choices = practices_for(session, viewer()) if viewer().is_admin else []
     except (admin.NotFound, admin.NotAllowed) as exc:
         refuse(exc)
@@ -254,6 +271,7 @@ def _roster_page(slug: str | None, error: str | None = None, status: int = 200) 
         render_template(
             "admin_roster.html",
             roster=view,
+            drills=recent,
             practices=choices,
             practice_slug=view.practice_slug,
             practice_name=view.practice_name,
@@ -307,6 +325,79 @@ def save_roster() -> tuple[str, int] | Response:
     else:
         flash("Nothing changed.", "warn")
     return redirect(_here(slug or "", "admin.roster"))
+
+
+# --- fire drills -------------------------------------------------------------------------
+
+
+@bp.post("/admin/roster/drill")
+@login_required
+def run_drill() -> Response:
+    """The roster page's Run a fire drill button."""
+    runtime = runtime_of(current_app)
+    slug = request.form.get("practice")
+    try:
+        with session_scope(runtime.sessions) as session:
+            practice = _practice(session, slug)
+            started = drills.run(session, runtime.templates, viewer(), practice, now=utcnow())
+            slug = practice.slug
+            drill_id = started.drill.id if started.drill is not None else None
+            code = started.drill.code if started.drill is not None else ""
+    except (admin.NotFound, admin.NotAllowed) as exc:
+        refuse(exc)
+    for message_id in started.message_ids:
+        try:
+            runtime.dispatcher.send_text(message_id)  # after the commit
+        except Exception as exc:  # noqa: BLE001 - a broker failure is only a delay
+            log.warning("drill text %s not queued (%s); the sweeper sends it", message_id, exc)
+    if started.refusal is DrillRefusal.NO_ROSTER or drill_id is None:
+        flash("Nobody is on call: add someone to the roster first.", "warn")
+        return redirect(_here(slug or "", "admin.roster"))
+    if started.refusal is DrillRefusal.ALREADY_RUNNING:
+        flash(f"Drill {code} is still open: its answers so far.", "warn")
+    else:
+        count = len(started.message_ids)
+        flash(f"Drill {code} texted to {count} on call. Answers appear here as they come.", "ok")
+    return redirect(url_for("admin.drill", drill_id=drill_id))
+
+
+@bp.get("/admin/drills/<int:drill_id>")
+@login_required
+def drill(drill_id: int) -> str:
+    now = utcnow()
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            found, practice = drills.viewed(session, viewer(), drill_id)
+            result = drills.result(session, practice, found, now)
+            zone = ZoneInfo(practice.timezone)
+            slug, name = practice.slug, practice.name
+    except (admin.NotFound, admin.NotAllowed) as exc:
+        refuse(exc)
+    local_now = now.astimezone(zone)
+    rows = [
+        {
+            "name": row.name,
+            "answered_at": row.answered_at.astimezone(zone) if row.answered_at else None,
+            "seconds": row.seconds,
+            "in_time": row.in_time,
+        }
+        for row in result.rows
+    ]
+    return render_template(
+        "admin_drill.html",
+        drill=found,
+        result=result,
+        rows=rows,
+        now=local_now,
+        started_at=found.started_at.astimezone(zone),
+        ends_at=found.ends_at.astimezone(zone),
+        roster_href=_here(slug, "admin.roster"),
+        practices=[],
+        practice_slug=slug,
+        practice_name=name,
+        nav="admin",
+        tab="roster",
+    )
 
 
 # --- saved replies -----------------------------------------------------------------------

@@ -44,6 +44,8 @@ DESKTOP = {"width": 1280, "height": 900}
 # Everything the scenario makes; the practices stay. Children before parents.
 TABLES = (
     "undoable_actions",
+    "drill_answers",
+    "drills",
     "audit_events",
     "password_links",
     "saved_replies",

@@ -140,3 +140,50 @@ def test_front_desk_sees_no_administration(
     sign_in(desktop, world.users.desk)
     expect(desktop.get_by_role("heading", name="Not allowed")).to_be_visible()
     expect(desktop.get_by_role("link", name="Admin")).to_have_count(0)
+
+
+def test_manager_runs_a_fire_drill_and_sees_who_answered_and_how_fast(
+    server: Server, manager: str, desktop: Page, phone: Page
+) -> None:
+    from recovery.models import Drill
+    from recovery.services import drills
+
+    desktop.goto(server.base_url + "/admin/roster")
+    sign_in(desktop, manager)
+    expect(desktop.get_by_role("heading", name="Fire drill")).to_be_visible()
+    desktop.get_by_role("button", name="Run a fire drill").click()
+
+    expect(desktop.locator(".flash-ok")).to_contain_text("texted to 2 on call")
+    expect(desktop.locator(".badge-test")).to_have_text("TEST")
+    expect(desktop.locator("#drill-answered")).to_have_text("0 of 2 answered.")
+    expect(desktop.locator("#drill-row-2")).to_contain_text("Waiting")
+    with server.sessions() as session:
+        drill = session.scalars(select(Drill).order_by(Drill.id.desc())).first()
+        assert drill is not None
+    # Nurse Lee answers ACK T... 37 seconds in (as the SMS webhook's worker would).
+    with session_scope(server.sessions) as session:
+        practice = session.get(Practice, drill.practice_id)
+        assert practice is not None
+        drills.answer(
+            session,
+            SmsTemplates(TEMPLATES_DIR / "sms"),
+            practice,
+            from_number="+15125550112",
+            code=drill.code,
+            now=drill.started_at + timedelta(seconds=37),
+        )
+
+    desktop.reload()
+    expect(desktop.locator("#drill-answered")).to_have_text("1 of 2 answered.")
+    expect(desktop.locator("#drill-row-2")).to_contain_text("Nurse Lee")
+    expect(desktop.locator("#drill-row-2")).to_contain_text("37 s")
+    expect(desktop.locator("#drill-row-1")).to_contain_text("Waiting")
+    shot(desktop, "admin-drill-desktop")
+
+    phone.goto(server.base_url + "/admin/roster")
+    sign_in(phone, manager, later=1)
+    expect(phone.get_by_role("link", name=f"Drill {drill.code}")).to_be_visible()
+    shot(phone, "admin-roster-drills-phone")
+    phone.get_by_role("link", name=f"Drill {drill.code}").click()
+    expect(phone.locator("#drill-row-2")).to_contain_text("37 s")
+    shot(phone, "admin-drill-phone")

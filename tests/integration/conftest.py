@@ -39,7 +39,10 @@ DATABASE_URL = os.environ.get(
     "RECOVERY_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("RECOVERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TABLES = "call_events, messages, tasks, pages, episodes, opt_outs, untextable_numbers"
+TABLES = (
+    "call_events, messages, tasks, pages, episodes, opt_outs, untextable_numbers, "
+    "drill_answers, drills"
+)
 
 
 def unavailable(reason: str) -> None:

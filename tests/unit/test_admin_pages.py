@@ -238,3 +238,65 @@ def test_saved_replies_use_the_template_allow_list(
     assert anonymous.status_code == 400 and "must name the practice" in text_of(anonymous)
     with sessions() as session:
         assert [r.title for r in session.scalars(select(SavedReply))] == ["Call us"]
+
+
+def test_a_manager_runs_a_fire_drill_from_the_roster_and_reads_who_answered(
+    client: FlaskClient,
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    dispatcher: RecordingDispatcher,
+) -> None:
+    from recovery.models import Episode, Page, Task
+    from tests.unit.test_replies import reply
+
+    with sessions() as session:
+        before = [session.query(m).count() for m in (Episode, Page, Task)]
+    token = sign_in(client, MANAGER)
+    assert "Run a fire drill" in text_of(client.get("/admin/roster"))
+
+    started = client.post("/admin/roster/drill", data={"csrf_token": token})
+
+    assert started.status_code == 302
+    drill_path = started.headers["Location"]
+    assert re.fullmatch(r"/admin/drills/\d+", drill_path)
+    with sessions() as session:
+        texts = session.scalars(select(Message).where(Message.kind == "page_drill")).all()
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "run_drill")).one()
+    assert sorted(t.to_number for t in texts) == ["+15125550111", "+15125550112"]
+    assert sorted(dispatcher.sent[-2:]) == sorted(t.id for t in texts)
+    code = re.search(r"ACK (T\d{4})", texts[0].body)
+    assert code is not None and audit.detail == f"drill {code.group(1)}"
+    page = text_of(client.get(drill_path))
+    assert "TEST" in page and f"Fire drill {code.group(1)}" in page
+    assert "0 of 2 answered" in page and "Waiting" in page
+
+    reply(sessions, templates, f"ACK {code.group(1)}", utcnow(), sender="+15125550112")
+
+    page = text_of(client.get(drill_path))
+    assert "1 of 2 answered" in page
+    row = page.split("Nurse Lee", 1)[1].split("</tr>", 1)[0]
+    assert re.search(r"\d+ s", row)
+    # The roster lists it; no episode, page or task was made.
+    assert f"Drill {code.group(1)}" in text_of(client.get("/admin/roster"))
+    with sessions() as session:
+        assert [session.query(m).count() for m in (Episode, Page, Task)] == before
+
+
+def test_only_managers_run_or_read_drills(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    client.post("/admin/roster/drill", data={"csrf_token": token})
+    with sessions() as session:
+        from recovery.models import Drill
+
+        drill = session.scalars(select(Drill)).one()
+    desk = client.application.test_client()
+    desk_token = sign_in(desk, world.users.desk)
+
+    assert desk.post("/admin/roster/drill", data={"csrf_token": desk_token}).status_code == 403
+    assert desk.get(f"/admin/drills/{drill.id}").status_code == 403
+    assert client.get("/admin/drills/99999").status_code == 404
+    with sessions() as session:
+        assert session.query(Drill).count() == 1

@@ -221,3 +221,34 @@ def test_run_repairs_secrets_and_local_data_left_readable_by_older_versions(
     assert (var / "broker").stat().st_mode & 0o777 == 0o700
     for name in ("recovery.db", "outbox.jsonl", "broker/queue.msg"):
         assert (var / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_paging_drill_texts_the_roster_a_test_page_and_says_where_the_result_is(
+    runner: CliRunner, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recovery.models import Drill, Message, Page
+
+    monkeypatch.setenv("RECOVERY_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://recovery.example.com")
+    assert runner.invoke(main, ["practices", "load", str(PRACTICES_FILE)]).exit_code == 0
+
+    result = runner.invoke(main, ["paging", "drill", "valley-family"])
+
+    assert result.exit_code == 0, result.output
+    engine = make_engine(database_url)
+    with make_session_factory(engine)() as session:
+        drill = session.scalars(select(Drill)).one()
+        texts = session.scalars(select(Message).where(Message.kind == "page_drill")).all()
+        assert session.scalar(select(func.count()).select_from(Page)) == 0
+    engine.dispose()
+    assert f"drill {drill.code}: TEST page texted to 2 on call (Dr. Rivera, Nurse Lee)" in (
+        result.output
+    )
+    assert f"results: https://recovery.example.com/admin/drills/{drill.id}" in result.output
+    assert sorted(t.to_number for t in texts) == ["+15125550111", "+15125550112"]
+    assert drill.started_by == "the command line"
+
+    again = runner.invoke(main, ["paging", "drill", "valley-family"])
+    assert again.exit_code == 0 and "is still open" in again.output
+    missing = runner.invoke(main, ["paging", "drill", "nowhere"])
+    assert missing.exit_code != 0 and "no practice nowhere" in missing.output
