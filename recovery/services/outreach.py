@@ -474,8 +474,9 @@ def _record_failure(
             message.status = move(message.status, final)
             outcome = DeliveryOutcome.FAILED if exc.permanent else DeliveryOutcome.DEAD_LETTER
             paging.page_text_unreached(session, message, now)
-            if exc.permanent:
-                # 21610, 21211, 21614: about the number, not this attempt.
+            if exc.permanent and not message.kind.is_call:
+                # 21610, 21211, 21614: about the number, not this attempt. (A text's codes:
+                # a landline that cannot take a text can take a voice page's call.)
                 unreachable.on_provider_error(session, message, exc.code, now)
         else:
             message.status = move(message.status, MessageStatus.RETRYING)
