@@ -22,6 +22,8 @@ from recovery.schemas.webhooks import (
     TwilioInboundSms,
     TwilioIncomingCall,
     TwilioMessageStatus,
+    TwilioPageCall,
+    TwilioPageCallStatus,
 )
 
 
@@ -97,6 +99,23 @@ OPERATIONS: tuple[Operation, ...] = (
         "Call-progress callbacks, for set-ups that forward calls without our <Dial>",
         TwilioCallStatus,
         answers={"204": ("recorded, or a progress event ignored", None)},
+    ),
+    Operation(
+        "post",
+        "/webhooks/twilio/voice/page",
+        "A voice page's call, answered (say the page, gather one digit) or a digit pressed "
+        "(1 takes the page, as ACK <code> does)",
+        TwilioPageCall,
+        answers={"200": ("TwiML", TWIML)},
+        query=(("message_id", "our id of the call, put in the URL we gave Twilio", True),),
+    ),
+    Operation(
+        "post",
+        "/webhooks/twilio/voice/page/status",
+        "How a voice page's call ended (its StatusCallback)",
+        TwilioPageCallStatus,
+        answers={"204": ("recorded (or an unknown call, ignored)", None)},
+        query=(("message_id", "our id of the call, put in the callback URL", False),),
     ),
     Operation(
         "post",
