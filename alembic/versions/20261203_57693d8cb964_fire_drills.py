@@ -4,7 +4,7 @@ A drill texts the on-call roster a TEST page and records who answers, and how fa
 own tables, so nothing that counts pages ever sees one (issue 10).
 
 Revision ID: 57693d8cb964
-Revises: e5a1ed0c0de1
+Revises: 9b4d2e6f8a15
 Create Date: 2026-12-03 10:10:39.826394
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import recovery.db
 
 revision: str = "57693d8cb964"
-down_revision: str | None = "e5a1ed0c0de1"
+down_revision: str | None = "9b4d2e6f8a15"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
