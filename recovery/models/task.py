@@ -48,7 +48,7 @@ class Task(Base):
     # queue says so. A staff reply from the conversation page clears it.
     patient_replied_at: Mapped[datetime | None]
     # The SLA sweep's claim: set once, when it first finds the task past due and alerts the
-    # manager (recovery.services.sla). Never cleared, so the alert goes out once.
+    # manager (recovery.services.breaches). Never cleared, so the alert goes out once.
     breached_at: Mapped[datetime | None]
     # Past twice its SLA: moved to the manager's own list (assigned_to).
     escalated_at: Mapped[datetime | None]

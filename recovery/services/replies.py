@@ -360,7 +360,7 @@ class Router:
 
     def clinical_task(self) -> Task:
         """Due by the clock, not business hours: a clinical question after hours goes to
-        on-call, who are paged if nobody claims it by then (paging.page_overdue_tasks)."""
+        on-call, who are paged if nobody claims it by then (breaches.sweep)."""
         due = self.now + timedelta(minutes=self.practice.clinical_callback_min)
         return self.task(TaskQueue.CARE_TEAM, TaskReason.CLINICAL, due)
 
