@@ -7,11 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.models import Episode, Message, MessageStatus
-from tests.conftest import load_form, unique_sid
+from tests.conftest import (
+    WEBHOOK_SECRET,
+    generic_request,
+    load_form,
+    practice_secret,
+    unique_sid,
+)
 from tests.integration.helpers import dial_form, post_generic, post_twilio, settle
 from tests.support.stack import Stack
 from tests.support.twilio_double import TwilioDouble
@@ -141,6 +148,35 @@ def test_generic_webhook_text_goes_out(stack: Stack, twilio: TwilioDouble) -> No
     assert response.status_code == 200, response.text
     settle(twilio, 1)
     assert twilio.accepted_messages()[0].form["To"] == "+15125550188"
+
+
+def test_one_practices_secret_cannot_report_a_call_to_another_practice(
+    stack: Stack, twilio: TwilioDouble, sessions: sessionmaker[Session]
+) -> None:
+    """Over HTTP to gunicorn: valley-family's secret, always-open's number."""
+    call = {
+        "call_id": "asterisk-tenant-1",
+        "from": "5125550188",
+        "to": "+16175550100",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    wrong = post_generic(stack, call)  # signed as valley-family
+    body, headers = generic_request(call, secret=WEBHOOK_SECRET)  # the install-wide one
+    shared = requests.post(
+        stack.base_url + "/webhooks/calls/missed", data=body, headers=headers, timeout=10
+    )
+
+    assert wrong.status_code == 404, wrong.text
+    assert shared.status_code == 403 and "single-practice" in shared.json()["reason"]
+    settle(twilio, 0)
+    with sessions() as session:
+        assert session.scalars(select(Episode)).first() is None
+    body, headers = generic_request(call, secret=practice_secret("always-open"))
+    right = requests.post(
+        stack.base_url + "/webhooks/calls/missed", data=body, headers=headers, timeout=10
+    )
+    assert right.status_code == 200, right.text
+    settle(twilio, 1)
 
 
 def test_provider_5xx_is_retried_until_accepted(
