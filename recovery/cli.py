@@ -111,6 +111,10 @@ def load_practices_file(settings: Settings, path: Path) -> None:
     engine = make_engine(settings.effective_database_url)
     with session_scope(make_session_factory(engine)) as session:
         report = load_practices(session, config)
+        audit_cli(
+            session,
+            f"practices load {path.name}: {len(report.created)} new, {len(report.updated)} updated",
+        )
     engine.dispose()
     click.echo(f"loaded {path}: {len(report.created)} new, {len(report.updated)} updated")
 
@@ -369,6 +373,34 @@ def _wait_for_answers(sessions: sessionmaker[Session], drill_id: int, wait_s: in
             f"{result.answered} of {len(result.rows)} answered"
             + (f"; no answer yet from {', '.join(missing)}" if missing else "")
         )
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail (audit_events): append-only and hash-chained."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the whole chain; name the first edited, inserted or deleted row (exit 1)."""
+    from recovery.services.audit import verify
+
+    sessions, dispose = _database()
+    try:
+        with sessions() as session:
+            checked, broken = verify(session)
+    finally:
+        dispose()
+    if broken is None:
+        click.echo(f"audit trail intact: {checked} rows, chained")
+        return
+    where = f"seq {broken.seq}" if broken.seq is not None else "no seq"
+    row = f", row id {broken.row_id}" if broken.row_id is not None else ""
+    click.echo(f"audit trail broken: {broken.kind} at {where}{row}: {broken.reason}", err=True)
+    sys.exit(1)
 
 
 # --- API tokens and the report -------------------------------------------------------------

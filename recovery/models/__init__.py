@@ -1,7 +1,7 @@
 """Every model, imported here so that `Base.metadata` is complete for Alembic and tests."""
 
 from recovery.models.admin import PasswordLink, SavedReply
-from recovery.models.audit import AuditAction, AuditEvent
+from recovery.models.audit import AuditAction, AuditChain, AuditEvent
 from recovery.models.call import CallDisposition, CallEvent
 from recovery.models.consent import OptOut, UntextableNumber
 from recovery.models.drill import Drill, DrillAnswer
@@ -17,6 +17,7 @@ from recovery.models.user import Role, User
 __all__ = [
     "ApiToken",
     "AuditAction",
+    "AuditChain",
     "AuditEvent",
     "CallDisposition",
     "CallEvent",

@@ -64,3 +64,20 @@ class AuditEvent(Base):
     # What was seen or done, by reference (ids, codes, queue): never the PHI itself.
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[created_at]
+    # The hash chain (recovery.services.audit): the row's place, the hash of the row before
+    # it and its own hash over both and its content. An edited, inserted or deleted row
+    # breaks it, and `recovery audit verify` names the first one.
+    seq: Mapped[int | None] = mapped_column(unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """One row: the chain's last place and hash. Appending locks it first, so two writers
+    never chain onto the same row (no fork); and a deleted tail shows against it."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
