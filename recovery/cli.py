@@ -830,6 +830,7 @@ def run(port: int | None) -> None:
     supervisor.add(
         "web",
         f"{bin_dir}/gunicorn --bind 127.0.0.1:{port} --workers 2 --access-logfile - "
+        "--logger-class recovery.web.access_log.AccessLogger "
         "--no-control-socket "
         "'recovery.web:create_app()'",
         env=env,

@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from recovery.domain.phones import mask_all
+
+# A patient's booking link (/b/<token>) and a clinician's page link (/p/<code>): whoever
+# reads a log line with one whole could open the patient's booking or page.
+_LINK = re.compile(r"(/[bp]/)[^/?#\s\"']+")
+
+
+def mask_links(text: str) -> str:
+    """/b/Vfw5ZRdwS44hN7ny -> /b/***: the kind of link stays, the secret part goes."""
+    return _LINK.sub(r"\1***", text)
+
+
+def mask_line(text: str) -> str:
+    """What any log line may say: phone numbers masked, secret links cut."""
+    return mask_links(mask_all(text))
 
 
 class MaskPhonesFilter(logging.Filter):
@@ -13,7 +28,7 @@ class MaskPhonesFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = mask_all(message)
+        masked = mask_line(message)
         if masked != message:
             record.msg, record.args = masked, None
         # A traceback is formatted after the filters run and carries exception texts
@@ -22,7 +37,7 @@ class MaskPhonesFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_all(record.exc_text)
+            record.exc_text = mask_line(record.exc_text)
         return True
 
 

@@ -146,6 +146,12 @@ class Stack:
                 # Several gunicorns share this machine (tests, benchmarks, `make run`);
                 # each would otherwise claim the same ~/.gunicorn control socket.
                 "--no-control-socket",
+                # The access log as production writes it (the Procfile's), so the log
+                # scan (tests/integration/test_log_scan.py) reads it too.
+                "--access-logfile",
+                "-",
+                "--logger-class",
+                "recovery.web.access_log.AccessLogger",
                 *c.web_extra_args,
                 c.web_app,
             ],
