@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import requests
@@ -94,16 +96,10 @@ class TwilioProvider:
         # (behind its number's rate), and such a text has gone as far as we are concerned.
         # The newest page for one pair of numbers reaches back far enough; the time is
         # compared here, on date_created.
-        try:
+        with _lookup("message list"):
             found = self.client().messages.list(
                 to=to_number, from_=from_number, limit=_LOOKUP_PAGE, page_size=_LOOKUP_PAGE
             )
-        except TwilioRestException as exc:
-            raise SendError(
-                f"twilio message list: {exc.status} {exc.code}", permanent=False
-            ) from exc
-        except (TwilioException, OSError) as exc:
-            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
         return [
             SentText(m.sid, m.body or "", m.date_created)
             for m in found
@@ -136,14 +132,10 @@ class TwilioProvider:
 
     def find_calls(self, from_number: str, to_number: str, since: datetime) -> list[PlacedCall]:
         # No StartTime filter, for the reason find_sent has none: a queued call has none.
-        try:
+        with _lookup("call list"):
             found = self.client().calls.list(
                 to=to_number, from_=from_number, limit=_LOOKUP_PAGE, page_size=_LOOKUP_PAGE
             )
-        except TwilioRestException as exc:
-            raise SendError(f"twilio call list: {exc.status} {exc.code}", permanent=False) from exc
-        except (TwilioException, OSError) as exc:
-            raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
         return [
             PlacedCall(c.sid, c.date_created)
             for c in found
@@ -152,6 +144,18 @@ class TwilioProvider:
 
 
 _LOOKUP_PAGE = 50
+
+
+@contextmanager
+def _lookup(what: str) -> Iterator[None]:
+    """A failed reconciliation lookup (messages or calls list) is a transient error, not an
+    answer: the same translation for both lists."""
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise SendError(f"twilio {what}: {exc.status} {exc.code}", permanent=False) from exc
+    except (TwilioException, OSError) as exc:
+        raise SendError(f"twilio unreachable: {exc}", permanent=False) from exc
 
 
 def _may_have_arrived(exc: BaseException) -> bool:
