@@ -17,6 +17,24 @@
     }
   }
 
+  // Signed out elsewhere (another tab, an administrator, the session's age): the list
+  // stops updating, and saying so is what keeps it from looking current while new
+  // tasks wait unseen.
+  function stoppedNotice(el) {
+    if (document.getElementById("live-stopped")) { return; }
+    var note = document.createElement("p");
+    note.id = "live-stopped";
+    note.className = "flash flash-warn live-stopped";
+    note.setAttribute("role", "alert");
+    note.appendChild(document.createTextNode("You were signed out, so this list is no longer updating. "));
+    var link = document.createElement("a");
+    link.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    link.textContent = "Sign in again";
+    note.appendChild(link);
+    el.parentNode.insertBefore(note, el);
+    document.title = "Signed out · " + baseTitle;
+  }
+
   function refresh(el) {
     var url = el.getAttribute("data-live-url");
     var headers = { "X-Requested-With": "live" };
@@ -26,6 +44,7 @@
       .then(function (response) {
         if (response.status === 401 || response.redirected) {
           el.setAttribute("data-live-stopped", "signed-out");
+          stoppedNotice(el);
           return null;
         }
         if (response.status === 204 || !response.ok) { return null; }
