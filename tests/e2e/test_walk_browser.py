@@ -75,3 +75,33 @@ def test_the_landing_page_fits_a_phone(server: Server, phone: Page) -> None:
     expect(phone.get_by_role("link", name="Sign in")).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(phone, "landing-phone")
+
+
+def test_a_reply_nobody_understood_is_not_no_reply(
+    server: Server, world: scenario.Scenario, desktop: Page
+) -> None:
+    from recovery.config import TEMPLATES_DIR
+    from recovery.crypto import PhiCipher
+    from recovery.db import session_scope, utcnow
+    from recovery.domain.templates import SmsTemplates
+    from recovery.models import Episode
+    from tests.conftest import PHI_KEY
+
+    with session_scope(server.sessions) as session:
+        scenario.missed_call_and_reply(
+            session,
+            SmsTemplates(TEMPLATES_DIR / "sms"),
+            PhiCipher([PHI_KEY]),
+            caller="+15125550166",
+            line=scenario.LINE,
+            words=["hello who is this"],
+            at=utcnow(),
+        )
+    with server.sessions() as session:
+        from sqlalchemy import select
+
+        episode = session.scalars(select(Episode).where(Episode.caller == "+15125550166")).one()
+    desktop.goto(f"{server.base_url}/episodes/{episode.id}")
+    sign_in(desktop, world.users.desk)
+    expect(desktop.locator(".facts")).to_contain_text("Not understood")
+    expect(desktop.locator(".facts")).not_to_contain_text("No reply yet")
