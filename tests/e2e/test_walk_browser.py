@@ -31,7 +31,12 @@ def test_front_desk_replies_and_completes_the_task_from_the_conversation(
     task.get_by_role("button", name="Claim").click()
     expect(page.get_by_text("Task claimed: it is yours.")).to_be_visible()
     expect(page.locator(".open-task")).to_contain_text("You claimed it")
-    page.locator(".episode-task-actions input[name=note]").fill("Texted; will call at 3")
+    note = page.locator(".episode-task-actions input[name=note]")
+    note.fill("Texted; will call at 3")
+    # On one line with its button, not a screen lower (a column's flex-basis is a height).
+    assert (note.bounding_box() or {"height": 0})["height"] < 60
+    claim_box = page.locator(".open-task").bounding_box()
+    assert claim_box is not None and (note.bounding_box() or {"y": 1e9})["y"] - claim_box["y"] < 200
     shot(page, f"conversation-task-actions-{device}")
     page.locator(".episode-task-actions").get_by_role("button", name="Complete").click()
 
