@@ -5,6 +5,11 @@ staff pages need neither Redis nor Twilio, and the data is made through the serv
 (tests/e2e/scenario.py) before each test. Without /usr/bin/chromium these tests skip,
 unless RECOVERY_REQUIRE_SERVICES=1 (CI), which makes that a failure.
 
+The tests of the whole loop use `live` instead: the production shape (PostgreSQL, Redis,
+gunicorn, a Celery worker and beat, the twilio client against the loopback Twilio double),
+started once for the session and only when a test asks for it; `live_world` is the same
+morning at the clinic on it.
+
 RECOVERY_E2E_SHOTS=/some/dir saves a screenshot of each page the tests look at.
 """
 
@@ -32,9 +37,10 @@ from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
-from tests.conftest import PHI_KEY, PRACTICES_FILE
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PHI_KEY, PRACTICES_FILE, WEBHOOK_SECRET
 from tests.e2e import scenario
-from tests.support.stack import free_port
+from tests.support.stack import Stack, StackConfig, free_port
+from tests.support.twilio_double import TwilioDouble
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE = os.environ.get("RECOVERY_REQUIRE_SERVICES") == "1"
@@ -159,6 +165,75 @@ def world(server: Server) -> scenario.Scenario:
             session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
     return scenario.build(
         server.sessions,
+        SmsTemplates(TEMPLATES_DIR / "sms"),
+        PhiCipher([PHI_KEY]),
+        utcnow(),
+    )
+
+
+@dataclass
+class Live:
+    """The real stack and the Twilio double its texts go to."""
+
+    stack: Stack
+    twilio: TwilioDouble
+    sessions: sessionmaker[Session]
+
+    @property
+    def base_url(self) -> str:
+        return self.stack.base_url
+
+
+@pytest.fixture(scope="session")
+def live(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    import redis
+
+    from tests.conftest import give_practices_secrets
+    from tests.integration.conftest import REDIS_URL, fresh_database, unavailable
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        unavailable(f"Redis unavailable at {REDIS_URL}: {exc}")
+    with (
+        fresh_database() as database_url,
+        TwilioDouble(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as twilio,
+    ):
+        config = StackConfig(
+            database_url=database_url,
+            redis_url=REDIS_URL,
+            var_dir=tmp_path_factory.mktemp("live"),
+            practices_file=PRACTICES_FILE.resolve(),
+            twilio_base_url=twilio.base_url,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            webhook_secret=WEBHOOK_SECRET,
+            web_workers=1,
+            worker_concurrency=2,
+        )
+        engine = make_engine(database_url)
+        try:
+            with Stack(config) as stack:
+                sessions = make_session_factory(engine)
+                # The app loaded the practices as it started; each gets its own webhook
+                # secret (WEBHOOK_SECRET is refused on a multi-practice install).
+                with session_scope(sessions) as session:
+                    give_practices_secrets(session)
+                yield Live(stack, twilio, sessions)
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def live_world(live: Live) -> scenario.Scenario:
+    """The morning at the clinic on the real stack: the worker sends its texts to the
+    double, which starts each test empty."""
+    with live.sessions.begin() as session:
+        names = ", ".join((*TABLES, "users"))
+        session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))  # noqa: S608
+    live.twilio.reset()
+    return scenario.build(
+        live.sessions,
         SmsTemplates(TEMPLATES_DIR / "sms"),
         PhiCipher([PHI_KEY]),
         utcnow(),
