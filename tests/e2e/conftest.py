@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.cli import migrate
@@ -35,6 +35,7 @@ from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
 from recovery.db import make_engine, make_session_factory, session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
+from recovery.models import Practice
 from recovery.schemas.practices import read_practices
 from recovery.services.practices import load_practices
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, PHI_KEY, PRACTICES_FILE, WEBHOOK_SECRET
@@ -238,6 +239,21 @@ def live_world(live: Live) -> scenario.Scenario:
         PhiCipher([PHI_KEY]),
         utcnow(),
     )
+
+
+@pytest.fixture
+def live_rosters(live: Live) -> Iterator[None]:
+    """For a test that edits a roster: the practices file's rosters back afterwards (the
+    practices stay loaded across tests)."""
+    yield
+    from recovery.schemas.practices import read_practices
+    from recovery.services.practices import load_practices
+
+    with session_scope(live.sessions) as session:
+        for practice in session.scalars(select(Practice)):
+            practice.roster_edited_at = None
+        session.flush()
+        load_practices(session, read_practices(PRACTICES_FILE))
 
 
 @pytest.fixture(scope="session")

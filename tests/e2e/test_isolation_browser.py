@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -359,20 +358,6 @@ def valley_state(live: Live) -> dict[str, Any]:
         }
 
 
-@pytest.fixture
-def restore_rosters(live: Live) -> Iterator[None]:
-    yield
-    from recovery.schemas.practices import read_practices
-    from recovery.services.practices import load_practices
-    from tests.conftest import PRACTICES_FILE
-
-    with session_scope(live.sessions) as session:
-        for practice in session.scalars(select(Practice)):
-            practice.roster_edited_at = None
-        session.flush()
-        load_practices(session, read_practices(PRACTICES_FILE))
-
-
 def targets(live: Live, world: scenario.Scenario, browser: Browser) -> Targets:
     """Valley Family's saved reply, drill and undoable Complete, beside the scenario's."""
     with session_scope(live.sessions) as session:
@@ -461,7 +446,7 @@ def refused(page: Page, status: int, what: str) -> None:
 
 
 def test_another_practice_sees_changes_and_texts_nothing_of_this_one(
-    live: Live, live_world: scenario.Scenario, browser: Browser, restore_rosters: None
+    live: Live, live_world: scenario.Scenario, browser: Browser, live_rosters: None
 ) -> None:
     add_manager(live, ATTACKER_MANAGER)
     goals = targets(live, live_world, browser)
