@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e test-faults lint format bench bench-report bench-audit bench-quick soak eval-triage clean
+.PHONY: help run test test-unit test-integration test-e2e gallery test-faults lint format bench bench-report bench-audit bench-quick soak eval-triage clean
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-integration: $(STAMP) ## Real-stack tests: PostgreSQL, Redis, Celery worker
 
 test-e2e: $(STAMP) ## Browser tests: headless Chromium on the staff pages
 	$(BIN)/pytest tests/e2e
+
+gallery: $(STAMP) ## Every page at 1280 and 390 px as PNGs in var/gallery (GALLERY=dir for another)
+	RECOVERY_E2E_SHOTS=$(or $(GALLERY),var/gallery) $(BIN)/pytest tests/e2e/test_gallery_browser.py
 
 test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database, Redis restarted
 	$(BIN)/pytest tests/faults

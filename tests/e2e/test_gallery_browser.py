@@ -1,0 +1,161 @@
+"""Every page a person sees, at a desktop's 1280 px and a phone's 390 px: the landing page,
+signing in, the simulator, the error page, and each staff, manager and admin page. Each
+must answer and fit the phone's width (nothing to scroll sideways).
+
+With RECOVERY_E2E_SHOTS set (`make gallery` sets var/gallery) it also writes one full-page
+PNG per page and width, named <page>-<width>.png: the gallery to look at before a release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
+from sqlalchemy import select
+
+from recovery.config import TEMPLATES_DIR
+from recovery.db import session_scope, utcnow
+from recovery.domain.templates import SmsTemplates
+from recovery.models import Practice, SavedReply, Task
+from recovery.services import drills
+from tests.e2e import scenario
+from tests.e2e.conftest import DESKTOP, PHONE, Server, shot, sign_in
+
+pytestmark = pytest.mark.e2e
+
+MANAGER = "boss@valley.example"
+WIDTHS = {"1280": DESKTOP, "390": PHONE}
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    who: str | None  # None: signed out
+    path: str
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What the gallery adds to the scenario: a saved reply, a fire drill."""
+
+    unclear_episode: int
+    drill: int
+
+
+def views(world: scenario.Scenario, extras: Extras) -> list[View]:
+    return [
+        View("landing", None, "/"),
+        View("sign-in", None, "/login"),
+        View("simulator", None, "/simulator"),
+        View("error-404", None, "/no/such/page", 404),
+        View("queue-front-desk", "desk", "/tasks"),
+        View("queue-overdue-mine", "desk", "/tasks?overdue=1"),
+        View("conversation", "desk", f"/episodes/{world.billing_episode_id}"),
+        View("conversation-two-replies", "desk", f"/episodes/{extras.unclear_episode}"),
+        View("not-allowed", "desk", "/admin/users", 403),
+        View("queue-clinician", "nurse", "/tasks"),
+        View("conversation-urgent", "nurse", f"/episodes/{world.urgent_episode_id}"),
+        View("page-link", "nurse", f"/p/{world.page_code}"),
+        View("queue-manager", "manager", "/tasks"),
+        View("report", "manager", "/reports"),
+        View("conversations", "manager", "/episodes"),
+        View("conversations-search", "manager", "/episodes?caller=0188"),
+        View("leak-audit", "manager", "/audit"),
+        View("admin-users", "manager", "/admin/users"),
+        View("admin-roster", "manager", "/admin/roster"),
+        View("admin-replies", "manager", "/admin/replies"),
+        View("admin-drill", "manager", f"/admin/drills/{extras.drill}"),
+        View("queue-admin", "admin", "/tasks"),
+        View("report-admin", "admin", "/reports"),
+        View("admin-users-admin", "admin", "/admin/users"),
+    ]
+
+
+@pytest.fixture
+def extras(server: Server, world: scenario.Scenario) -> Extras:
+    scenario.add_manager(server.sessions, world.users, MANAGER)
+    with session_scope(server.sessions) as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        session.add(
+            SavedReply(
+                practice_id=valley.id,
+                title="Please call us",
+                body="{{ practice_name }}: we tried to reach you. "
+                "Please call {{ practice_phone }}.",
+                active=True,
+                created_at=utcnow(),
+            )
+        )
+        started = drills.start_drill(
+            session, SmsTemplates(TEMPLATES_DIR / "sms"), valley, started_by="Pat Kim", now=utcnow()
+        )
+        assert started.drill is not None
+        session.flush()
+        unclear = session.get(Task, world.unclear_task_id)
+        assert unclear is not None
+        return Extras(unclear_episode=unclear.episode_id, drill=started.drill.id)
+
+
+def signed_in(
+    browser: Browser,
+    base_url: str,
+    world: scenario.Scenario,
+    who: str | None,
+    size: dict[str, int],
+    n: int,
+) -> BrowserContext:
+    phone = size == PHONE
+    context = browser.new_context(
+        viewport=size, device_scale_factor=2 if phone else 1, is_mobile=phone
+    )
+    if who is None:
+        return context
+    email = {
+        "desk": world.users.desk,
+        "nurse": world.users.nurse,
+        "manager": MANAGER,
+        "admin": world.users.admin,
+    }[who]
+    page = context.new_page()
+    page.goto(base_url + "/login")
+    sign_in(page, email)
+    if who in ("manager", "admin"):
+        # A code is accepted once per user: the second width's sign-in takes the next one.
+        code = pyotp.TOTP(scenario.TOTP_SECRET).at(utcnow() + timedelta(seconds=30 * n))
+        page.get_by_label("Code").fill(code)
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.close()
+    return context
+
+
+def test_every_page_answers_and_fits_a_phone(
+    server: Server, world: scenario.Scenario, extras: Extras, browser: Browser
+) -> None:
+    pages = views(world, extras)
+    too_wide: list[str] = []
+    for n, (width, size) in enumerate(WIDTHS.items()):
+        contexts: dict[str | None, BrowserContext] = {}
+        try:
+            for view in pages:
+                if view.who not in contexts:
+                    contexts[view.who] = signed_in(
+                        browser, server.base_url, world, view.who, size, n
+                    )
+                page = contexts[view.who].new_page()
+                response = page.goto(server.base_url + view.path)
+                assert response is not None
+                assert response.status == view.status, f"{view.name}: {response.status}"
+                shot(page, f"{view.name}-{width}")
+                scrolled = page.evaluate("document.documentElement.scrollWidth")
+                if scrolled > size["width"]:
+                    too_wide.append(f"{view.name} at {width} px is {scrolled} px wide")
+                page.close()
+        finally:
+            for context in contexts.values():
+                context.close()
+    assert too_wide == []
