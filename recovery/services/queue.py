@@ -1,7 +1,8 @@
 """The task queue staff live in: one list by due time, Next task, claim, unclaim, complete.
 
 Like recovery.services.staff, every function takes the signed-in `Viewer`, refuses other
-practices' records as not found, and writes the audit row for what was seen or done.
+practices' records as not found, writes the audit row for what was seen or done, and
+returns plain results (recovery.web.presenters says them as staff read them).
 
 * The board is one list across the practice's queues, soonest due first (so overdue work
   is on top), with the queues as filters, "mine" (claimed by or handed to the viewer) and
@@ -21,6 +22,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -47,13 +49,12 @@ from recovery.services.audit import record
 from recovery.services.auth import Viewer
 from recovery.services.errors import NotAllowed, NotFound
 from recovery.services.staff import (
-    Clock,
     PracticeRef,
-    TaskRow,
-    display_phone,
+    TaskItem,
+    is_mine,
     practice_of,
     practices_for,
-    task_row,
+    task_item,
 )
 
 RECENTLY_DONE = timedelta(hours=24)
@@ -109,20 +110,20 @@ class ActivePage:
     code: str
     episode_id: int
     since: datetime  # the patient's urgent reply
-    patient_display: str
+    caller: str  # E.164
 
 
 @dataclass(frozen=True)
 class TaskBoard:
     practice: PracticeRef
-    timezone: str
+    zone: ZoneInfo  # the practice's
     now: datetime
     filters: Filters
     counts: dict[str, int]  # open and claimed tasks per queue, whatever the filter
     overdue: dict[str, int]  # of those, past their due time
     mine_count: int
-    tasks: list[TaskRow]  # one list, soonest due first
-    done: list[TaskRow]
+    tasks: list[TaskItem]  # one list, soonest due first
+    done: list[TaskItem]
     pages: list[ActivePage]  # for those who can take a page; empty for the rest
     breached: int  # for a manager: open tasks past their SLA
     escalated_to_me: int  # for a manager: past twice their SLA, on their list
@@ -132,22 +133,6 @@ class TaskBoard:
     # The viewer's own Completes they can still take back, newest first (task id -> offer).
     undoable: dict[int, undo.UndoOffer] = field(default_factory=dict)
     queues: list[str] = field(default_factory=list)  # the queues the viewer's role works
-
-    @property
-    def last_undo(self) -> undo.UndoOffer | None:
-        return next(iter(self.undoable.values()), None)
-
-    @property
-    def open_total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def overdue_total(self) -> int:
-        return sum(self.overdue.values())
-
-    @property
-    def selected(self) -> str | None:
-        return self.filters.queue.value if self.filters.queue else None
 
 
 def _chosen_practice(
@@ -162,12 +147,6 @@ def _chosen_practice(
     if chosen is None:
         raise NotFound
     return practice_of(session, viewer, chosen.id), choices
-
-
-def _is_mine(task: Task, viewer: Viewer) -> bool:
-    if task.status is TaskStatus.CLAIMED:
-        return task.claimed_by == viewer.name
-    return task.assigned_to == viewer.id
 
 
 def _sees_sla(viewer: Viewer) -> bool:
@@ -218,7 +197,7 @@ def task_board(
     undo_window: timedelta = undo.UNDO_WINDOW,
 ) -> TaskBoard:
     practice, choices = _chosen_practice(session, viewer, practice_slug)
-    clock = Clock.of(practice, now)
+    zone = ZoneInfo(practice.timezone)
     open_rows = session.execute(
         select(Task, Episode.caller)
         .join(Episode, Episode.id == Task.episode_id)
@@ -247,7 +226,7 @@ def task_board(
     def shown(task: Task) -> bool:
         return (
             (filters.queue is None or task.queue is filters.queue)
-            and (not filters.mine or _is_mine(task, viewer))
+            and (not filters.mine or is_mine(task, viewer))
             and (not filters.overdue or task.due_at < now)
         )
 
@@ -258,11 +237,11 @@ def task_board(
     people = _people(session, practice.id)
     names = dict(people)
     tasks = [
-        task_row(
+        task_item(
             t,
             c,
-            clock,
             viewer,
+            now=now,
             note=unseal(cipher, t.note),
             answered=t.episode_id in answered,
             assigned_name=names.get(t.assigned_to or 0),
@@ -272,8 +251,8 @@ def task_board(
     done_visible = [
         (t, c) for t, c in done_rows if filters.queue is None or t.queue is filters.queue
     ]
-    done = [task_row(t, c, clock, viewer, note=unseal(cipher, t.note)) for t, c in done_visible]
-    pages = _active_pages(session, practice, clock) if viewer.can_take_pages else []
+    done = [task_item(t, c, viewer, now=now, note=unseal(cipher, t.note)) for t, c in done_visible]
+    pages = _active_pages(session, practice) if viewer.can_take_pages else []
 
     seen = sorted(
         {t.episode_id for t, _ in [*visible, *done_visible]} | {p.episode_id for p in pages}
@@ -289,12 +268,12 @@ def task_board(
     )
     return TaskBoard(
         practice=PracticeRef(practice.id, practice.slug, practice.name),
-        timezone=clock.label,
-        now=clock.now,
+        zone=zone,
+        now=now,
         filters=filters,
         counts=counts,
         overdue=overdue,
-        mine_count=sum(_is_mine(t, viewer) for t, _ in open_rows),
+        mine_count=sum(is_mine(t, viewer) for t, _ in open_rows),
         tasks=tasks,
         done=done,
         pages=pages,
@@ -314,7 +293,7 @@ def task_board(
                 practice_id=practice.id,
                 now=now,
                 window=undo_window,
-                zone=clock.zone,
+                zone=zone,
             )
             if offer.kind is UndoKind.COMPLETE_TASK and offer.task_id is not None
         },
@@ -331,17 +310,14 @@ def _people(session: Session, practice_id: int) -> list[tuple[int, str]]:
     return [(user_id, name) for user_id, name in rows]
 
 
-def _active_pages(session: Session, practice: Practice, clock: Clock) -> list[ActivePage]:
+def _active_pages(session: Session, practice: Practice) -> list[ActivePage]:
     rows = session.execute(
         select(Page, Episode.caller)
         .join(Episode, Episode.id == Page.episode_id)
         .where(Page.practice_id == practice.id, Page.status == PageStatus.ACTIVE)
         .order_by(Page.reply_received_at, Page.id)
     ).all()
-    return [
-        ActivePage(p.code, p.episode_id, clock.local(p.reply_received_at), display_phone(caller))
-        for p, caller in rows
-    ]
+    return [ActivePage(p.code, p.episode_id, p.reply_received_at, caller) for p, caller in rows]
 
 
 # --- actions ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""What staff see and do in the browser: the page link, the task queue, an episode's story.
+"""What staff see and do in the browser: the page link, an episode's story, Mark booked.
 
 Every function here takes the signed-in `Viewer`, checks they belong to the practice (an
 admin belongs to all), and writes the audit row for what they saw or did, so a view
@@ -6,7 +6,9 @@ cannot forget to. A record of another practice is reported as not found: a user 
 nothing about other practices' pages or patients. Patients' words are decrypted here,
 for the page being rendered, and never logged.
 
-Times come back in the practice's time zone: the front desk in Chicago reads Chicago time.
+What comes back is plain: stored (UTC) times with the practice's zone, enums, intent
+codes, E.164 numbers and ids. How they read to staff (labels, phone formats, the
+practice's wall clock) is recovery.web.presenters'.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher, unseal
-from recovery.domain.messages import MAX_STAFF_REPLY, MessageKind, StaffReplyRefusal
+from recovery.domain.messages import MessageKind
 from recovery.domain.states import TASK_UNDONE
 from recovery.domain.tasks import TaskReason
 from recovery.domain.templates import SmsTemplates
@@ -52,125 +53,6 @@ from recovery.services.texts import line_called
 
 log = logging.getLogger(__name__)
 
-QUEUE_LABELS = {
-    TaskQueue.BILLING: "Billing",
-    TaskQueue.CARE_TEAM: "Care team",
-    TaskQueue.FRONT_DESK: "Front desk",
-}
-REASON_LABELS = {
-    TaskReason.BILLING: "Billing question",
-    TaskReason.REFILL: "Prescription refill",
-    TaskReason.UNCLEAR: "Reply not understood",
-    TaskReason.BOOK: "Wants an appointment",
-    TaskReason.CLINICAL: "Clinical question: nurse to call back",
-    TaskReason.CALL_BACK: "Cannot be texted: call the patient",
-}
-OUTCOME_LABELS = {
-    EpisodeOutcome.BOOKED: "Booked",
-    EpisodeOutcome.RESOLVED: "Resolved",
-    EpisodeOutcome.ESCALATED: "Escalated to on-call",
-    EpisodeOutcome.OPTED_OUT: "Opted out",
-    EpisodeOutcome.UNRECOVERED: "Unrecovered",
-}
-INTENT_LABELS = {
-    "book": "Booking",
-    "billing": "Billing",
-    "refill": "Refill",
-    "urgent": "Urgent",
-    "clinical": "Clinical concern",
-    "stop": "Stop",
-    "start": "Start",
-    "help": "Help",
-    "ack": "Page acknowledgement",
-    "unknown": "Not understood",
-}
-MESSAGE_KIND_LABELS = {
-    MessageKind.FIRST_TEXT: "First text",
-    MessageKind.NUDGE: "Follow-up",
-    MessageKind.PAGE: "Page",
-    MessageKind.PAGE_ACK: "Page confirmation",
-    MessageKind.STAFF_REPLY: "Reply",
-}
-LANGUAGE_LABELS = {"en": "English", "es": "Spanish"}
-REFUSAL_LABELS = {
-    StaffReplyRefusal.EMPTY: "Write a reply first.",
-    StaffReplyRefusal.TOO_LONG: f"Keep a reply under {MAX_STAFF_REPLY} characters (four texts).",
-    StaffReplyRefusal.OPTED_OUT: "This patient texted STOP: no text can be sent to them "
-    "until they text START.",
-    StaffReplyRefusal.UNKNOWN_SAVED_REPLY: "That saved reply was removed.",
-}
-# How a text's delivery state reads to staff: "accepted" is provider talk for "sent".
-DELIVERY_LABELS = {
-    MessageStatus.PENDING: "queued",
-    MessageStatus.RETRYING: "queued",
-    MessageStatus.SENDING: "sending",
-    MessageStatus.ACCEPTED: "sent",
-    MessageStatus.SENT: "sent",
-    MessageStatus.DELIVERED: "delivered",
-    MessageStatus.UNDELIVERED: "not delivered",
-    MessageStatus.FAILED: "failed",
-    MessageStatus.SUPPRESSED: "not sent (opted out)",
-    MessageStatus.RECEIVED: "received",
-    MessageStatus.ROUTED: "received",
-}
-# At the same moment, the story reads in this order: where a conversation begins, the
-# call, what the patient wrote, our answer, the task or page it became, the texts to
-# staff, and the outcome last.
-_ENTRY_ORDER = {
-    "thread": -1,
-    "call": 0,
-    "text_in": 1,
-    "text_out": 2,
-    "staff_reply": 2,
-    "task": 3,
-    "page": 4,
-    "staff_text": 5,
-}
-
-
-# --- small helpers ---------------------------------------------------------------------
-
-
-def display_phone(e164: str | None) -> str:
-    """(512) 555-0199 for North American numbers, +44 20 7946 0958 for the rest."""
-    if not e164:
-        return "unknown number"
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    style = (
-        phonenumbers.PhoneNumberFormat.NATIONAL
-        if number.country_code == 1
-        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
-    return phonenumbers.format_number(number, style)
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The practice's wall clock, for turning stored UTC times into what staff read."""
-
-    zone: ZoneInfo
-    now: datetime  # in the practice's zone
-
-    @classmethod
-    def of(cls, practice: Practice, now: datetime) -> Clock:
-        zone = ZoneInfo(practice.timezone)
-        return cls(zone, now.astimezone(zone))
-
-    def local(self, at: datetime) -> datetime:
-        return at.astimezone(self.zone)
-
-    def maybe(self, at: datetime | None) -> datetime | None:
-        return None if at is None else at.astimezone(self.zone)
-
-    @property
-    def label(self) -> str:
-        """CST (Chicago): what the zone is called now, and where, short enough for a phone."""
-        city = self.zone.key.rsplit("/", 1)[-1].replace("_", " ")
-        return f"{self.now.strftime('%Z')} ({city})"
-
 
 @dataclass(frozen=True)
 class PracticeRef:
@@ -195,6 +77,10 @@ def practice_of(session: Session, viewer: Viewer, practice_id: int) -> Practice:
     return practice
 
 
+def _ref(practice: Practice) -> PracticeRef:
+    return PracticeRef(practice.id, practice.slug, practice.name)
+
+
 def _people_by_phone(practice: Practice, page: Page) -> dict[str, str]:
     names: dict[str, str] = {}
     people = [*practice.on_call, *([practice.manager] if practice.manager else []), *page.roster]
@@ -210,12 +96,10 @@ class Words:
 
     at: datetime
     text: str
-    intent: str | None
+    intent: str | None  # the intent code it was understood as; None before routing
 
 
-def _patient_words(
-    session: Session, cipher: PhiCipher, episode: Episode, clock: Clock
-) -> list[Words]:
+def _patient_words(session: Session, cipher: PhiCipher, episode: Episode) -> list[Words]:
     # Only the patient's: a clinician's "ACK 4821" joins the episode too, and is theirs.
     inbound = session.scalars(
         select(Message)
@@ -226,10 +110,7 @@ def _patient_words(
         )
         .order_by(Message.created_at, Message.id)
     )
-    return [
-        Words(clock.local(m.created_at), _decrypt(cipher, m), INTENT_LABELS.get(m.intent or ""))
-        for m in inbound
-    ]
+    return [Words(m.created_at, _decrypt(cipher, m), m.intent) for m in inbound]
 
 
 def _decrypt(cipher: PhiCipher, message: Message) -> str:
@@ -245,28 +126,29 @@ def _decrypt(cipher: PhiCipher, message: Message) -> str:
 
 
 @dataclass(frozen=True)
-class PagedPerson:
-    name: str
+class PagedText:
+    """One page text to a person on call."""
+
+    to_number: str
+    name: str | None  # of the roster, the on-call list or the manager; None: not named
     at: datetime
-    status: str  # the text's delivery state, as staff say it: queued, sent, delivered...
-    failed: bool
+    status: MessageStatus
 
 
 @dataclass(frozen=True)
-class PageView:
+class PageDetail:
     code: str
     active: bool
     practice: PracticeRef
-    timezone: str
+    zone: ZoneInfo
     episode_id: int
-    patient_phone: str  # E.164, for the tel: link
-    patient_display: str
+    patient_phone: str  # E.164
     reply_received_at: datetime
     first_page_at: datetime | None
-    next_escalation_at: datetime | None
+    next_escalation_at: datetime | None  # None once the page is no longer active
     acknowledged_by: str | None
     acknowledged_at: datetime | None
-    paged: list[PagedPerson]
+    paged: list[PagedText]
     words: list[Words]
     can_take: bool
 
@@ -280,12 +162,11 @@ def _find_page(session: Session, viewer: Viewer, code: str) -> Page:
 
 def view_page(
     session: Session, cipher: PhiCipher, viewer: Viewer, code: str, *, now: datetime
-) -> PageView:
+) -> PageDetail:
     page = _find_page(session, viewer, code)
     practice = practice_of(session, viewer, page.practice_id)
     episode = session.get(Episode, page.episode_id)
     assert episode is not None  # a foreign key
-    clock = Clock.of(practice, now)
     names = _people_by_phone(practice, page)
     texts = session.scalars(
         select(Message)
@@ -301,29 +182,22 @@ def view_page(
         detail=f"page {page.code}",
     )
     active = page.status is PageStatus.ACTIVE
-    return PageView(
+    return PageDetail(
         code=page.code,
         active=active,
-        practice=PracticeRef(practice.id, practice.slug, practice.name),
-        timezone=clock.label,
+        practice=_ref(practice),
+        zone=ZoneInfo(practice.timezone),
         episode_id=episode.id,
         patient_phone=episode.caller,
-        patient_display=display_phone(episode.caller),
-        reply_received_at=clock.local(page.reply_received_at),
-        first_page_at=clock.maybe(page.first_page_at),
-        next_escalation_at=clock.maybe(page.next_escalation_at) if active else None,
+        reply_received_at=page.reply_received_at,
+        first_page_at=page.first_page_at,
+        next_escalation_at=page.next_escalation_at if active else None,
         acknowledged_by=page.acknowledged_by,
-        acknowledged_at=clock.maybe(page.acknowledged_at),
+        acknowledged_at=page.acknowledged_at,
         paged=[
-            PagedPerson(
-                names.get(m.to_number, display_phone(m.to_number)),
-                clock.local(m.created_at),
-                DELIVERY_LABELS[m.status],
-                m.status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED),
-            )
-            for m in texts
+            PagedText(m.to_number, names.get(m.to_number), m.created_at, m.status) for m in texts
         ],
-        words=_patient_words(session, cipher, episode, clock),
+        words=_patient_words(session, cipher, episode),
         can_take=active and viewer.can_take_pages,
     )
 
@@ -360,26 +234,25 @@ def take_page(
     return TakeResult(result.changed, page.acknowledged_by)
 
 
-# --- the task queue --------------------------------------------------------------------
+# --- a task, as the queue and a conversation list it -------------------------------------
 
 
 @dataclass(frozen=True)
-class TaskRow:
+class TaskItem:
     id: int
     episode_id: int
-    queue: str
-    queue_label: str
-    reason_label: str
-    status: str
+    queue: TaskQueue
+    reason: TaskReason
+    status: TaskStatus
+    created_at: datetime
     due_at: datetime
-    overdue: bool
-    patient_phone: str
-    patient_display: str
+    overdue: bool  # not done, and past its due time
+    patient_phone: str  # E.164
     claimed_by: str | None
     claimed_at: datetime | None
     completed_at: datetime | None
-    note: str | None
-    mine: bool
+    note: str | None  # decrypted
+    mine: bool  # claimed by the viewer, or (unclaimed) handed to them
     patient_replied_at: datetime | None = None
     # A "reply not understood" task nobody has answered the patient on yet: completing it
     # asks whether someone called them (else the episode is not counted resolved).
@@ -389,36 +262,40 @@ class TaskRow:
     escalated: bool = False  # past twice its SLA: on the manager's list
 
 
-def task_row(
+def is_mine(task: Task, viewer: Viewer) -> bool:
+    """Claimed by the viewer; or, while nobody has claimed it, handed to them."""
+    if task.status is TaskStatus.CLAIMED:
+        return task.claimed_by == viewer.name
+    return task.assigned_to == viewer.id
+
+
+def task_item(
     task: Task,
     caller: str,
-    clock: Clock,
     viewer: Viewer,
     *,
+    now: datetime,
     note: str | None,
     answered: bool = True,
     assigned_name: str | None = None,
-) -> TaskRow:
+) -> TaskItem:
     """`note`: the task's note, decrypted (tasks.note is stored encrypted)."""
-    return TaskRow(
+    return TaskItem(
         id=task.id,
         episode_id=task.episode_id,
-        queue=task.queue.value,
-        queue_label=QUEUE_LABELS[task.queue],
-        reason_label=REASON_LABELS[task.reason],
-        status=task.status.value,
-        due_at=clock.local(task.due_at),
-        overdue=task.status is not TaskStatus.DONE and task.due_at < clock.now,
+        queue=task.queue,
+        reason=task.reason,
+        status=task.status,
+        created_at=task.created_at,
+        due_at=task.due_at,
+        overdue=task.status is not TaskStatus.DONE and task.due_at < now,
         patient_phone=caller,
-        patient_display=display_phone(caller),
         claimed_by=task.claimed_by,
-        claimed_at=clock.maybe(task.claimed_at),
-        completed_at=clock.maybe(task.completed_at),
+        claimed_at=task.claimed_at,
+        completed_at=task.completed_at,
         note=note,
-        mine=task.claimed_by == viewer.name
-        if task.status is TaskStatus.CLAIMED
-        else task.assigned_to == viewer.id,
-        patient_replied_at=clock.maybe(task.patient_replied_at),
+        mine=is_mine(task, viewer),
+        patient_replied_at=task.patient_replied_at,
         ask_if_reached=task.reason is TaskReason.UNCLEAR and not answered,
         assigned_name=assigned_name,
         breached=task.breached_at is not None,
@@ -430,62 +307,84 @@ def task_row(
 
 
 @dataclass(frozen=True)
-class Entry:
+class CallFact:
     at: datetime
-    kind: str  # call, text_out, text_in, staff_text, task, page, outcome, thread: styles by it
-    title: str
-    body: str | None = None
-    meta: str | None = None
-    episode_id: int | None = None  # a "thread" entry: the other conversation it links to
+    called: str  # E.164 of the practice line
+    reason: str  # why it was missed: no_answer, busy...
 
 
 @dataclass(frozen=True)
-class ThreadLink:
+class TextFact:
+    """One text of the thread, in or out, to or from the patient or a person on call."""
+
+    at: datetime
+    inbound: bool
+    patient: bool  # from the patient (inbound) or to them (outbound)
+    kind: MessageKind
+    status: MessageStatus
+    intent: str | None  # an inbound text's intent code; None before routing
+    # What staff may read of it here: the patient's words and a clinician's ACK decrypted,
+    # our texts to the patient as sent; None for the rest (the page shows no words).
+    body: str | None
+    number: str  # the other party's: the patient's, or the on-call person's
+    name: str | None  # the on-call person's, or the writer of a staff reply
+
+
+@dataclass(frozen=True)
+class PageFact:
+    code: str
+    created_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ThreadItem:
     """One of the patient's conversations with the practice, as the thread lists them."""
 
     id: int
     opened_at: datetime
-    outcome: str | None  # None while open
+    began: datetime  # what opened it: the call, or a text stored before its episode
+    call_count: int
+    booking_clicked_at: datetime | None
+    outcome: EpisodeOutcome | None  # None while open
+    outcome_at: datetime | None
     current: bool  # the one this page is about
 
 
 @dataclass(frozen=True)
-class EpisodeView:
+class EpisodeDetail:
     id: int
     practice: PracticeRef
-    timezone: str
-    patient_phone: str
-    patient_display: str
+    zone: ZoneInfo
+    patient_phone: str  # E.164
     open: bool
-    outcome: str | None
+    outcome: EpisodeOutcome | None
     outcome_at: datetime | None
-    intent: str | None
+    intent: str | None  # the intent code
     opened_at: datetime
     call_count: int
-    timeline: list[Entry]
+    # What happened across the whole thread, each in the order stored.
+    calls: list[CallFact]
+    texts: list[TextFact]
+    task_history: list[TaskItem]  # every task of the thread, done ones too
+    pages: list[PageFact]
     open_tasks: list[int]
     active_pages: list[str]
     can_mark_booked: bool
     booking_clicked_at: datetime | None
-    language: str = "English"
-    opted_out_at: datetime | None = None  # texted STOP (and not START since)
-    tasks: list[TaskRow] = field(default_factory=list)  # the open ones, soonest due first
-    reply_from: str = ""  # the practice line a reply goes from, as staff read it
+    language: str  # the code: en, es
+    opted_out_at: datetime | None  # texted STOP (and not START since)
+    tasks: list[TaskItem]  # the open ones, soonest due first
+    reply_from: str  # E.164 of the practice line a reply goes from
     saved_replies: list[conversation.SavedChoice] = field(default_factory=list)
     # The viewer's last Complete or Mark booked here that they can still take back.
     undo_offer: undo.UndoOffer | None = None
     # Every conversation of this patient with the practice, oldest first: the timeline
     # shows them as one thread (a text after one ended opens the next; see _thread).
-    thread: list[ThreadLink] = field(default_factory=list)
+    thread: list[ThreadItem] = field(default_factory=list)
     # This one has ended, and the patient's thread goes on in this open one.
     continues_in: int | None = None
-
-    @property
-    def reply_blocked(self) -> str | None:
-        """Why the reply box is closed, in words for the page; None when it is open."""
-        if self.opted_out_at is not None:
-            return REFUSAL_LABELS[StaffReplyRefusal.OPTED_OUT]
-        return None
 
 
 def _writers(session: Session, user_ids: set[int]) -> dict[int, str]:
@@ -532,6 +431,31 @@ def _thread(session: Session, episode: Episode) -> list[Episode]:
     return sorted(latest, key=lambda e: (e.opened_at, e.id))
 
 
+def _text_fact(
+    cipher: PhiCipher,
+    m: Message,
+    caller: str,
+    names: dict[str, str],
+    writers: dict[int, str],
+) -> TextFact:
+    inbound = m.direction is Direction.INBOUND
+    number = m.from_number if inbound else m.to_number
+    patient = number == caller
+    body: str | None = None
+    if inbound and (patient or m.intent == "ack"):
+        # The patient's words; or the clinician's acknowledgement in their own words.
+        body = _decrypt(cipher, m)
+    elif not inbound and m.kind is MessageKind.STAFF_REPLY:
+        body = _decrypt(cipher, m)
+    elif not inbound and patient:
+        body = m.body
+    if not inbound and m.kind is MessageKind.STAFF_REPLY:
+        name = writers.get(m.sent_by or 0)
+    else:
+        name = None if patient else names.get(number)
+    return TextFact(m.created_at, inbound, patient, m.kind, m.status, m.intent, body, number, name)
+
+
 def view_episode(
     session: Session,
     cipher: PhiCipher,
@@ -540,26 +464,19 @@ def view_episode(
     *,
     now: datetime,
     undo_window: timedelta = undo.UNDO_WINDOW,
-) -> EpisodeView:
+) -> EpisodeDetail:
     episode = session.get(Episode, episode_id)
     if episode is None:
         raise NotFound
     practice = practice_of(session, viewer, episode.practice_id)
-    clock = Clock.of(practice, now)
-    timeline: list[Entry] = []
+    zone = ZoneInfo(practice.timezone)
     thread = _thread(session, episode)
     ids = [e.id for e in thread]
 
-    for call in session.scalars(select(CallEvent).where(CallEvent.episode_id.in_(ids))):
-        timeline.append(
-            Entry(
-                clock.local(call.occurred_at),
-                "call",
-                "Missed call",
-                meta=f"to {display_phone(call.called)} · {call.reason.replace('_', ' ')}",
-            )
-        )
-
+    calls = [
+        CallFact(call.occurred_at, call.called, call.reason)
+        for call in session.scalars(select(CallEvent).where(CallEvent.episode_id.in_(ids)))
+    ]
     pages = list(session.scalars(select(Page).where(Page.episode_id.in_(ids))))
     names: dict[str, str] = {}
     for page in pages:
@@ -572,85 +489,21 @@ def view_episode(
         )
     )
     writers = _writers(session, {m.sent_by for m in messages if m.sent_by is not None})
-    for m in messages:
-        at = clock.local(m.created_at)
-        if m.direction is Direction.INBOUND:
-            if m.from_number != episode.caller:
-                who = names.get(m.from_number, display_phone(m.from_number))
-                if m.intent == "ack":
-                    # The clinician's acknowledgement, in their own words ("ACK 4821"):
-                    # theirs, not the patient's.
-                    timeline.append(
-                        Entry(
-                            at,
-                            "staff_text",
-                            f"{who} answered the page by text",
-                            _decrypt(cipher, m),
-                            "on-call acknowledgement",
-                        )
-                    )
-                else:
-                    timeline.append(
-                        Entry(at, "staff_text", f"Text from {who}", meta="on-call reply")
-                    )
-                continue
-            intent = INTENT_LABELS.get(m.intent or "", "not routed yet")
-            timeline.append(
-                Entry(at, "text_in", "Patient wrote", _decrypt(cipher, m), f"understood: {intent}")
-            )
-        elif m.kind is MessageKind.STAFF_REPLY:
-            who = writers.get(m.sent_by or 0, "Staff")
-            timeline.append(
-                Entry(
-                    at,
-                    "staff_reply",
-                    f"{who} replied",
-                    _decrypt(cipher, m),
-                    DELIVERY_LABELS[m.status],
-                )
-            )
-        elif m.to_number == episode.caller:
-            kind = MESSAGE_KIND_LABELS.get(m.kind, "Text")
-            label = DELIVERY_LABELS[m.status]
-            timeline.append(Entry(at, "text_out", f"{kind} to patient", m.body, label))
-        else:
-            who = names.get(m.to_number, display_phone(m.to_number))
-            kind = MESSAGE_KIND_LABELS.get(m.kind, "Text")
-            timeline.append(
-                Entry(at, "staff_text", f"{kind} to {who}", None, DELIVERY_LABELS[m.status])
-            )
+    texts = [_text_fact(cipher, m, episode.caller, names, writers) for m in messages]
 
     tasks = list(session.scalars(select(Task).where(Task.episode_id.in_(ids))))
-    for task in tasks:
-        label = f"{QUEUE_LABELS[task.queue]} task: {REASON_LABELS[task.reason]}"
-        due = clock.local(task.due_at).strftime("%a %b %-d, %-I:%M %p")
-        timeline.append(Entry(clock.local(task.created_at), "task", label, meta=f"due {due}"))
-        if task.claimed_at and task.claimed_by and task.status is TaskStatus.CLAIMED:
-            timeline.append(
-                Entry(clock.local(task.claimed_at), "task", f"Claimed by {task.claimed_by}")
-            )
-        if task.completed_at:
-            timeline.append(
-                Entry(
-                    clock.local(task.completed_at),
-                    "task",
-                    f"Completed by {task.claimed_by or 'staff'}",
-                    unseal(cipher, task.note),
-                )
-            )
-
-    for page in pages:
-        timeline.append(
-            Entry(clock.local(page.created_at), "page", f"Urgent page {page.code} started")
+    answered = conversation.answered(session, set(ids))
+    items = {
+        t.id: task_item(
+            t,
+            episode.caller,
+            viewer,
+            now=now,
+            note=unseal(cipher, t.note),
+            answered=t.episode_id in answered,
         )
-        if page.acknowledged_at:
-            timeline.append(
-                Entry(
-                    clock.local(page.acknowledged_at),
-                    "page",
-                    f"Page {page.code} taken by {page.acknowledged_by}",
-                )
-            )
+        for t in tasks
+    }
 
     # A conversation begins with what opened it: the reply is stored when it arrives, its
     # episode a moment later when the worker routes it.
@@ -658,15 +511,11 @@ def view_episode(
     for m in messages:
         if m.episode_id is not None and m.created_at < began[m.episode_id]:
             began[m.episode_id] = m.created_at
-    for earlier, one in zip([None, *thread], thread, strict=False):
-        timeline.extend(_episode_marks(one, earlier, episode, clock, began[one.id]))
-    timeline.sort(key=lambda e: (e.at, _ENTRY_ORDER.get(e.kind, 9)))
 
     active_pages = [p.code for p in pages if p.status is PageStatus.ACTIVE]
     open_tasks = sorted(
         (t for t in tasks if t.status in TASK_UNDONE), key=lambda t: (t.due_at, t.id)
     )
-    answered = conversation.answered(session, set(ids))
     later_open = [e.id for e in thread if e.status is EpisodeStatus.OPEN and e.id != episode.id]
     reply_to = conversation.reply_target(session, episode)
     opted_out_at = session.scalar(
@@ -685,37 +534,29 @@ def view_episode(
         detail=f"episode {episode.id}"
         + (f"; thread {','.join(map(str, ids))}" if len(ids) > 1 else ""),
     )
-    return EpisodeView(
+    return EpisodeDetail(
         id=episode.id,
-        practice=PracticeRef(practice.id, practice.slug, practice.name),
-        timezone=clock.label,
+        practice=_ref(practice),
+        zone=zone,
         patient_phone=episode.caller,
-        patient_display=display_phone(episode.caller),
         open=episode.status is EpisodeStatus.OPEN,
-        outcome=OUTCOME_LABELS[episode.outcome] if episode.outcome else None,
-        outcome_at=clock.maybe(episode.outcome_at),
-        intent=INTENT_LABELS.get(episode.intent or "") if episode.intent else None,
-        opened_at=clock.local(episode.opened_at),
+        outcome=episode.outcome,
+        outcome_at=episode.outcome_at,
+        intent=episode.intent or None,
+        opened_at=episode.opened_at,
         call_count=episode.call_count,
-        timeline=timeline,
+        calls=calls,
+        texts=texts,
+        task_history=list(items.values()),
+        pages=[PageFact(p.code, p.created_at, p.acknowledged_by, p.acknowledged_at) for p in pages],
         open_tasks=[t.id for t in tasks if t.status in TASK_UNDONE],
         active_pages=active_pages,
         can_mark_booked=_bookable(episode, bool(active_pages)),
-        booking_clicked_at=clock.maybe(episode.booking_clicked_at),
-        language=LANGUAGE_LABELS.get(episode.language, episode.language),
-        opted_out_at=clock.maybe(opted_out_at),
-        tasks=[
-            task_row(
-                t,
-                episode.caller,
-                clock,
-                viewer,
-                note=unseal(cipher, t.note),
-                answered=t.episode_id in answered,
-            )
-            for t in open_tasks
-        ],
-        reply_from=display_phone(line_called(session, practice, reply_to)),
+        booking_clicked_at=episode.booking_clicked_at,
+        language=episode.language,
+        opted_out_at=opted_out_at,
+        tasks=[items[t.id] for t in open_tasks],
+        reply_from=line_called(session, practice, reply_to),
         saved_replies=conversation.saved_choices(session, practice, reply_to),
         undo_offer=next(
             iter(
@@ -725,17 +566,21 @@ def view_episode(
                     practice_id=practice.id,
                     now=now,
                     window=undo_window,
-                    zone=clock.zone,
+                    zone=zone,
                     episode_id=episode.id,
                 )
             ),
             None,
         ),
         thread=[
-            ThreadLink(
+            ThreadItem(
                 e.id,
-                clock.local(e.opened_at),
-                OUTCOME_LABELS[e.outcome] if e.outcome else None,
+                e.opened_at,
+                began[e.id],
+                e.call_count,
+                e.booking_clicked_at,
+                e.outcome,
+                e.outcome_at,
                 e.id == episode.id,
             )
             for e in thread
@@ -744,38 +589,6 @@ def view_episode(
         if later_open and episode.status is EpisodeStatus.CLOSED
         else None,
     )
-
-
-def _episode_marks(
-    one: Episode, earlier: Episode | None, current: Episode, clock: Clock, began: datetime
-) -> list[Entry]:
-    """Where each conversation of the thread starts and ends, and its booking link tap."""
-    marks = []
-    if earlier is not None:
-        how = "the patient called again" if one.call_count else "the patient texted"
-        marks.append(
-            Entry(
-                clock.local(began),
-                "thread",
-                f"Conversation #{one.id} began: {how}",
-                meta="this conversation" if one.id == current.id else None,
-                episode_id=None if one.id == current.id else one.id,
-            )
-        )
-    if one.booking_clicked_at:
-        marks.append(
-            Entry(clock.local(one.booking_clicked_at), "text_in", "Opened the booking link")
-        )
-    if one.outcome is not None and one.outcome_at is not None:
-        whose = "" if one.id == current.id else f" of #{one.id}"
-        marks.append(
-            Entry(
-                clock.local(one.outcome_at),
-                "outcome",
-                f"Outcome{whose}: {OUTCOME_LABELS[one.outcome]}",
-            )
-        )
-    return marks
 
 
 def mark_booked(session: Session, viewer: Viewer, episode_id: int, *, now: datetime) -> bool:

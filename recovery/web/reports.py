@@ -34,9 +34,9 @@ from recovery.services import reports
 from recovery.services.audit import record
 from recovery.services.auth import Viewer
 from recovery.services.reports import Figures, Report
-from recovery.services.staff import INTENT_LABELS
 from recovery.web import charts, runtime_of
 from recovery.web.auth import login_required, protect, refuse, viewer
+from recovery.web.labels import INTENT_LABELS, QUEUE_LABELS
 
 bp = Blueprint("reports", __name__)
 protect(bp)
@@ -249,9 +249,6 @@ def sections(report: Report, links: Links) -> list[Section]:
     ]
 
 
-QUEUE_LABELS = {"billing": "Billing", "care_team": "Care team", "front_desk": "Front desk"}
-
-
 @dataclass(frozen=True)
 class QueueRow:
     queue: str
@@ -268,7 +265,7 @@ def queue_rows(report: Report) -> list[QueueRow]:
     return [
         QueueRow(
             q.queue.value,
-            QUEUE_LABELS.get(q.queue.value, q.queue.value),
+            QUEUE_LABELS[q.queue],
             count(q.created),
             count(q.open),
             count(q.breached),

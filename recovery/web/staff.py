@@ -2,7 +2,7 @@
 
 Thin views: each one reads the form, calls one service in one transaction, and renders
 or redirects. What is shown, who may see it and the audit rows live in
-recovery.services.staff.
+recovery.services.staff and .queue; how it reads, in recovery.web.presenters.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from werkzeug.wrappers import Response
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MAX_STAFF_REPLY
 from recovery.services import conversation, queue, staff, undo
-from recovery.web import runtime_of
+from recovery.web import presenters, runtime_of
 from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
+from recovery.web.labels import REFUSAL_LABELS
 from recovery.web.live import allow_own_scripts
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,10 @@ def page(code: str) -> str:
     now = utcnow()
     try:
         with session_scope(runtime.sessions) as session:
-            view = staff.view_page(session, runtime.cipher, viewer(), code, now=now)
+            detail = staff.view_page(session, runtime.cipher, viewer(), code, now=now)
     except staff.NotFound as exc:
         refuse(exc)
-    return render_template("page.html", page=view, now=now)
+    return render_template("page.html", page=presenters.page_view(detail, now=now), now=now)
 
 
 @bp.post("/p/<code>/ack")
@@ -115,10 +116,10 @@ def _undo_window() -> timedelta:
     return timedelta(seconds=runtime_of(current_app).settings.undo_window_s)
 
 
-def _board(now: datetime) -> queue.TaskBoard:
+def _board(now: datetime) -> presenters.BoardView:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
-            return queue.task_board(
+            board = queue.task_board(
                 session,
                 viewer(),
                 runtime_of(current_app).cipher,
@@ -129,6 +130,7 @@ def _board(now: datetime) -> queue.TaskBoard:
             )
     except staff.NotFound as exc:
         refuse(exc)
+    return presenters.board_view(board)
 
 
 @bp.get("/tasks")
@@ -312,7 +314,7 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
     now = utcnow()
     try:
         with session_scope(runtime.sessions) as session:
-            view = staff.view_episode(
+            detail = staff.view_episode(
                 session,
                 runtime.cipher,
                 viewer(),
@@ -324,7 +326,7 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
         refuse(exc)
     page = render_template(
         "episode.html",
-        episode=view,
+        episode=presenters.episode_view(detail, now=now),
         now=now,
         reply_text=reply_text,
         reply_error=reply_error,
@@ -356,7 +358,7 @@ def reply(episode_id: int) -> Any:
         abort(404)
     if result.refused is not None:
         return _episode_page(
-            episode_id, reply_text=text, reply_error=staff.REFUSAL_LABELS[result.refused]
+            episode_id, reply_text=text, reply_error=REFUSAL_LABELS[result.refused]
         )
     assert result.message_id is not None
     try:
