@@ -28,6 +28,7 @@ class BadRange(ValueError):
 class Preset(enum.Enum):
     THIS_WEEK = "this_week"
     LAST_WEEK = "last_week"
+    LAST_7_DAYS = "last_7_days"
     LAST_30_DAYS = "last_30_days"
     THIS_QUARTER = "this_quarter"
     CUSTOM = "custom"
@@ -36,6 +37,7 @@ class Preset(enum.Enum):
 PRESET_LABELS = {
     Preset.THIS_WEEK: "This week",
     Preset.LAST_WEEK: "Last week",
+    Preset.LAST_7_DAYS: "Last 7 days",
     Preset.LAST_30_DAYS: "Last 30 days",
     Preset.THIS_QUARTER: "This quarter",
     Preset.CUSTOM: "Custom",
@@ -99,6 +101,9 @@ def _quarter_start(day: date) -> date:
 
 def preset(which: Preset, today: date) -> Period:
     """`which` as of `today` (the practice's local date)."""
+    if which is Preset.LAST_7_DAYS:
+        current = DateRange(today - timedelta(days=6), today)
+        return Period(which, current, current.shifted(-7))
     if which is Preset.THIS_WEEK:
         current = DateRange(today - timedelta(days=today.weekday()), today)
         return Period(which, current, current.shifted(-7))
@@ -118,14 +123,20 @@ def preset(which: Preset, today: date) -> Period:
 
 
 def parse_period(
-    preset_name: str | None, start: str | None, end: str | None, today: date
+    preset_name: str | None,
+    start: str | None,
+    end: str | None,
+    today: date,
+    *,
+    default: Preset = Preset.LAST_WEEK,
 ) -> Period:
     """What a form or the command line asked for: explicit dates win over a preset; with
-    neither, last week (what a manager opens the report for on Monday morning)."""
+    neither, `default`: the report's is last week (what a manager opens it for on Monday
+    morning), the list of calls passes the last 7 days, which include today's."""
     if start or end:
         return custom(parse_date(start, "from"), parse_date(end, "to"))
     try:
-        which = Preset(preset_name) if preset_name else Preset.LAST_WEEK
+        which = Preset(preset_name) if preset_name else default
     except ValueError:
         names = ", ".join(p.value for p in Preset if p is not Preset.CUSTOM)
         raise BadRange(f"unknown range {preset_name!r}: one of {names}") from None

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from recovery.domain.intents import Intent
-from recovery.domain.periods import DateRange, Period, parse_period
+from recovery.domain.periods import DateRange, Period, Preset, parse_period
 from recovery.domain.phones import mask_caller
 from recovery.domain.time_range import END_OF_DAY, wall_to_utc
 from recovery.models import AuditAction, Episode, EpisodeOutcome, Practice
@@ -203,8 +203,12 @@ class EpisodeFilter:
 
 
 def parse_filter(args: Mapping[str, str], today: date) -> EpisodeFilter:
-    """?range=last_week or ?from=&to=, &outcome=, &intent=, &caller= (last four digits)."""
-    period = parse_period(args.get("range"), args.get("from"), args.get("to"), today)
+    """?range=last_week or ?from=&to=, &outcome=, &intent=, &caller= (last four digits).
+    With no range, the last 7 days: whoever opens the calls looks for today's first (the
+    report's default, last week, left a Tuesday's desk an empty list)."""
+    period = parse_period(
+        args.get("range"), args.get("from"), args.get("to"), today, default=Preset.LAST_7_DAYS
+    )
     outcome = _enum(OutcomeFilter, args.get("outcome"), "outcome")
     intent = _enum(Intent, args.get("intent"), "intent")
     caller = re.sub(r"\D", "", args.get("caller") or "")
