@@ -9,14 +9,15 @@ import time
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from recovery.db import session_scope, utcnow
-from recovery.models import AuditEvent, Practice, SavedReply
+from recovery.domain.messages import MessageKind
+from recovery.models import AuditEvent, Message, Practice, SavedReply
 from tests.conftest import load_form, twilio_signature
 from tests.e2e import scenario
-from tests.e2e.conftest import Live, shot, sign_in
+from tests.e2e.conftest import DESKTOP, Live, shot, sign_in
 from tests.support.twilio_double import RecordedRequest
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +117,41 @@ def test_a_typed_reply_and_a_saved_reply_reach_the_patient_from_the_line_they_ca
         ).all()
     assert [e.episode_id for e in replies] == [live_world.billing_episode_id] * 2
     assert all(WORDS not in (e.detail or "") for e in replies)  # a reference, never the words
+
+
+def test_a_reply_sent_after_signing_out_elsewhere_is_kept_and_sent_after_signing_in(
+    live: Live, live_world: scenario.Scenario, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        conversation = f"{live.base_url}/episodes/{live_world.billing_episode_id}"
+        page.goto(conversation)
+        sign_in(page, live_world.users.desk)
+        page.get_by_role("textbox", name="Reply to patient").fill(WORDS)
+        # The shift ends in another tab: this page's session is gone, its form still open.
+        other = context.new_page()
+        other.goto(f"{live.base_url}/tasks")
+        other.get_by_role("button", name="Sign out").click()
+        expect(other.get_by_role("heading", name="Sign in")).to_be_visible()
+        other.close()
+
+        page.get_by_role("button", name="Send", exact=True).click()
+        expect(page.get_by_text("You were signed out, so that was not saved.")).to_be_visible()
+        sign_in(page, live_world.users.desk)
+
+        expect(page).to_have_url(conversation)
+        box = page.get_by_role("textbox", name="Reply to patient")
+        expect(box).to_have_value(WORDS)
+        expect(page.get_by_text("What you typed is back in the form")).to_be_visible()
+        shot(page, "live-reply-kept-after-sign-in-desktop")
+        with live.sessions() as session:
+            kinds = session.scalars(select(Message.kind)).all()
+        assert MessageKind.STAFF_REPLY not in kinds  # nothing was sent while signed out
+
+        page.get_by_role("button", name="Send", exact=True).click()
+        expect(page.get_by_text("Reply sent to the patient.")).to_be_visible()
+        sent = text_with_body(live, WORDS)
+        assert sent.form["To"] == scenario.BILLING_CALLER
+    finally:
+        context.close()
