@@ -37,7 +37,7 @@ test-e2e: $(STAMP) ## Browser tests: headless Chromium on the staff pages
 gallery: $(STAMP) ## Every page at 1280 and 390 px as PNGs in var/gallery (GALLERY=dir for another)
 	RECOVERY_E2E_SHOTS=$(or $(GALLERY),var/gallery) $(BIN)/pytest tests/e2e/test_gallery_browser.py
 
-test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database, Redis restarted
+test-faults: $(STAMP) ## The real stack under faults: killed worker, hung provider, cut database, PostgreSQL and Redis restarted
 	$(BIN)/pytest tests/faults
 
 lint: $(STAMP) ## ruff format --check, ruff check, mypy

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # healthcare exemption's one a day and three a week.
     cap_per_day: int = Field(default=1, ge=1, alias="RECOVERY_CAP_PER_DAY")
     cap_per_week: int = Field(default=3, ge=1, alias="RECOVERY_CAP_PER_WEEK")
+    # How long a webhook waits for a database that is away (restarting, failing over)
+    # before it answers 503. Twilio gives a webhook 15 s in all and by default does not
+    # retry a 5xx, so a missed call that failed would be a patient never called back; a
+    # PostgreSQL restart takes a second or two, and a webhook rides it out.
+    database_wait_s: float = Field(default=8.0, ge=0, alias="RECOVERY_DATABASE_WAIT_S")
     # How long a web process remembers which practice owns a number (0: ask the database
     # on every webhook); an edited practices file reaches running web processes this late.
     practice_cache_s: float = Field(default=30.0, alias="RECOVERY_PRACTICE_CACHE_S")

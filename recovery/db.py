@@ -7,15 +7,17 @@ module without a Flask app in sight.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Session,
@@ -97,6 +99,47 @@ phone = Annotated[str, mapped_column(String(20))]
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+# What the driver raises while the database is away (restarting, failing over, its
+# connections cut): refused, closed under us, "shutting down", "starting up". The
+# transaction is rolled back with it, so the unit of work may run again.
+DATABASE_AWAY: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+T = TypeVar("T")
+
+
+def retry_while_database_away(
+    run: Callable[[], T],
+    wait_s: float,
+    on_first_failure: Callable[[Exception], None] | None = None,
+) -> T:
+    """`run()`, and again while it fails because the database is away, for up to `wait_s`
+    (pauses from 50 ms doubling to 500 ms, the last try at the deadline); then its error.
+    `run` must be safe to run again: one transaction, or idempotent ones."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    failed = False
+    while True:
+        try:
+            return run()
+        except DATABASE_AWAY as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            if not failed and on_first_failure is not None:
+                on_first_failure(exc)
+            failed = True
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.5)
+
+
+def database_error_words(exc: BaseException) -> str:
+    """The driver's own first line (refused, shutting down) for a log, never the
+    statement and its parameters that SQLAlchemy's message adds."""
+    words = str(getattr(exc, "orig", None) or exc).strip()
+    return words.splitlines()[0] if words else type(exc).__name__
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

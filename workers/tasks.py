@@ -6,14 +6,24 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery import metrics
 from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
-from recovery.db import make_engine, make_session_factory, session_scope, utcnow
+from recovery.db import (
+    DATABASE_AWAY,
+    database_error_words,
+    make_engine,
+    make_session_factory,
+    retry_while_database_away,
+    session_scope,
+    utcnow,
+)
 from recovery.domain.messages import DeliveryOutcome
 from recovery.domain.templates import SmsTemplates
 from recovery.services import breaches, dead_letters, outcomes, outreach, paging, replies
@@ -82,6 +92,38 @@ class RecoveryTask(Task):
             _buckets(settings),
         )
 
+    # Periodic jobs give up at once while the database is away: the next run is seconds
+    # off, and a pile of them waiting would hold the threads the texts need.
+    waits_for_the_database = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The task, run again while the database is away (up to RECOVERY_DATABASE_WAIT_S
+        for a text or a reply, which then goes the moment it is back); past that, a warning
+        and no traceback per task: the row is committed, and the sweeper queues it again."""
+        wait_s = self.resources.settings.database_wait_s if self.waits_for_the_database else 0
+        try:
+            return retry_while_database_away(
+                lambda: super(RecoveryTask, self).__call__(*args, **kwargs), wait_s
+            )
+        except DATABASE_AWAY as exc:
+            log.warning(
+                "%s: database unavailable (%s); %s",
+                self.name,
+                database_error_words(exc),
+                "the sweeper will queue it again"
+                if self.waits_for_the_database
+                else "the next run will do it",
+            )
+            raise Ignore() from exc
+
+
+class PatientTask(RecoveryTask):
+    """A text to send or a reply to route: a patient waits on it, so it waits out a
+    database restart (each run is one claim or one transaction, safe to run again)."""
+
+    abstract = True
+    waits_for_the_database = True
+
 
 def _buckets(settings: Settings) -> TokenBuckets:
     """Shared by every worker in Redis; the embedded default has one worker process."""
@@ -93,7 +135,7 @@ def _buckets(settings: Settings) -> TokenBuckets:
     return RedisBuckets(client)
 
 
-@shared_task(name="recovery.send_text", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.send_text", base=PatientTask, bind=True)
 def send_text(self: RecoveryTask, message_id: int) -> str:
     res = self.resources
     result = outreach.deliver(
@@ -146,7 +188,7 @@ def _dispatch(message_ids: list[int]) -> None:
         send_text.delay(message_id)
 
 
-@shared_task(name="recovery.handle_reply", base=RecoveryTask, bind=True)
+@shared_task(name="recovery.handle_reply", base=PatientTask, bind=True)
 def handle_reply(self: RecoveryTask, message_id: int) -> str:
     res = self.resources
     with session_scope(res.sessions) as session:

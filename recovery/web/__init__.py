@@ -14,11 +14,17 @@ from flask import Flask, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from recovery.config import TEMPLATES_DIR, Settings
 from recovery.crypto import PhiCipher
-from recovery.db import make_engine, make_session_factory, session_scope, use_clock_offset_file
+from recovery.db import (
+    DATABASE_AWAY,
+    make_engine,
+    make_session_factory,
+    session_scope,
+    use_clock_offset_file,
+)
 from recovery.domain.templates import SmsTemplates
 from recovery.log import configure_logging
 from recovery.schemas.practices import read_practices
@@ -126,16 +132,44 @@ def register_blueprints(app: Flask) -> None:
 MACHINE_PREFIXES = ("/api/", "/webhooks/", "/healthz", "/metrics")
 
 
+# What a client is told to wait before trying again while the database is away.
+DATABASE_RETRY_AFTER_S = 5
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _error(exc: HTTPException) -> ResponseReturnValue:
+        retry_after = [(k, v) for k, v in exc.get_headers() if k == "Retry-After"]
         if request.path.startswith(MACHINE_PREFIXES):
             # A JSON reason is what a phone system's logs can show.
-            return jsonify(error=exc.name.lower(), reason=exc.description), exc.code or 500
+            return (
+                jsonify(error=exc.name.lower(), reason=exc.description),
+                exc.code or 500,
+                retry_after,
+            )
         from recovery.web.auth import html_error, secure_headers
 
         body, code = html_error(exc)
-        return secure_headers(make_response(body, code))
+        response = make_response(body, code)
+        response.headers.extend(retry_after)
+        return secure_headers(response)
+
+    def _database_away(exc: Exception) -> ResponseReturnValue:
+        # A 503 that says what happened and when to come back, not a 500 and a traceback:
+        # the database restarting or failing over is an outage, not a bug. (Webhooks
+        # first wait for it: recovery/web/webhooks.py, waits_for_the_database.)
+        log.error(
+            "%s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__
+        )
+        return _error(
+            ServiceUnavailable(
+                "the database is unavailable; try again in a moment",
+                retry_after=DATABASE_RETRY_AFTER_S,
+            )
+        )
+
+    for away in DATABASE_AWAY:
+        app.register_error_handler(away, _database_away)
 
 
 def _load_practices_file(sessions: sessionmaker[Session], path: Path) -> None:

@@ -7,6 +7,7 @@ commit, and answers at once: TwiML for Twilio, JSON for everyone else.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -15,12 +16,13 @@ from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from recovery import metrics
-from recovery.db import session_scope, utcnow
+from recovery.db import database_error_words, retry_while_database_away, session_scope, utcnow
 from recovery.domain.calls import MISSED_REASONS, CallReport
 from recovery.domain.messages import StatusOutcome
 from recovery.domain.pages import CallStep
@@ -97,6 +99,39 @@ def _runtime() -> Runtime:
     return runtime_of(current_app)
 
 
+View = Callable[..., ResponseReturnValue]
+
+
+def waits_for_the_database(view: View) -> View:
+    """Run the webhook again while the database is away, for up to
+    RECOVERY_DATABASE_WAIT_S, then let it answer 503 (recovery/web/__init__.py).
+
+    Twilio does not retry a webhook that answered 5xx (its default retries only a
+    connection it could not open), so a missed call that failed during a PostgreSQL
+    restart was a patient never texted. Running it again is safe: each run is one
+    transaction, rolled back when the database went away, and if the cut came during the
+    commit the second run finds the call or text by its unique provider id, as it would
+    find Twilio's own retry."""
+
+    @functools.wraps(view)
+    def wrapper(*args: object, **kwargs: object) -> ResponseReturnValue:
+        waited: list[Exception] = []
+
+        def waiting(exc: Exception) -> None:
+            waited.append(exc)  # once a request: the outage is logged, not each retry
+            log.warning("%s: database away (%s); waiting", request.path, database_error_words(exc))
+
+        response = retry_while_database_away(
+            lambda: view(*args, **kwargs), _runtime().settings.database_wait_s, waiting
+        )
+        if waited:
+            log.info("%s: answered after waiting for the database", request.path)
+        return response
+
+    wrapper.waits_for_the_database = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _verified_twilio_form() -> dict[str, str]:
     settings = _runtime().settings
     # Twilio signs the URL it called, which behind a proxy is not the one Flask sees.
@@ -155,6 +190,7 @@ def _say_text_coming(result: IntakeResult, opening: str) -> VoiceResponse:
 
 
 @bp.post("/twilio/voice")
+@waits_for_the_database
 def twilio_voice() -> Response:
     """A call to a practice line: ring the front desk in hours, else say a text is coming."""
     params = _verified_twilio_form()
@@ -195,6 +231,7 @@ def twilio_voice() -> Response:
 
 
 @bp.post("/twilio/voice/dial-status")
+@waits_for_the_database
 def twilio_dial_status() -> Response:
     """The <Dial action>: the front desk's phone rang out (missed) or was answered."""
     params = _verified_twilio_form()
@@ -219,6 +256,7 @@ def twilio_dial_status() -> Response:
 
 
 @bp.post("/twilio/voice/status")
+@waits_for_the_database
 def twilio_call_status() -> Response:
     """Call-progress callbacks, for set-ups that forward calls without our <Dial>."""
     params = _verified_twilio_form()
@@ -251,6 +289,7 @@ GATHER_TIMEOUT_S = 8
 
 
 @bp.post("/twilio/voice/page")
+@waits_for_the_database
 def twilio_voice_page() -> Response:
     """A voice page's call was answered (say the page, wait for one digit), or the
     clinician pressed a key (1 takes the page, as "ACK <code>" does)."""
@@ -286,6 +325,7 @@ def twilio_voice_page() -> Response:
 
 
 @bp.post("/twilio/voice/page/status")
+@waits_for_the_database
 def twilio_voice_page_status() -> Response:
     """How a voice page's call ended: answered, or busy / no answer / failed, which like
     an undelivered page text escalates at once when nothing else of its step got through."""
@@ -302,6 +342,7 @@ def twilio_voice_page_status() -> Response:
 
 
 @bp.post("/twilio/sms/status")
+@waits_for_the_database
 def twilio_sms_status() -> Response:
     params = _verified_twilio_form()
     report = TwilioMessageStatus.model_validate(params, context=_live())
@@ -408,6 +449,7 @@ def _verified_json() -> tuple[dict[str, Any], int | None]:
 
 
 @bp.post("/twilio/sms")
+@waits_for_the_database
 def twilio_inbound_sms() -> Response:
     """A text to a practice line: store it (encrypted) and let the worker route it."""
     params = _verified_twilio_form()
@@ -430,6 +472,7 @@ def twilio_inbound_sms() -> Response:
 
 
 @bp.post("/bookings")
+@waits_for_the_database
 def booking_confirmed() -> tuple[Response, int]:
     """A booking system confirms a booking; the episode ends booked."""
     payload, signed_for = _verified_json()
@@ -458,6 +501,7 @@ def booking_confirmed() -> tuple[Response, int]:
 
 
 @bp.post("/calls/missed")
+@waits_for_the_database
 def generic_missed_call() -> tuple[Response, int]:
     """Any other phone system: signed JSON {call_id, from, to, occurred_at, reason}."""
     payload, signed_for = _verified_json()

@@ -1,7 +1,7 @@
 """The real stack under faults: gunicorn, a threaded Celery worker, beat, the twilio client
 against the loopback double, a private redis-server this suite can restart and flush, and
-PostgreSQL reached through a proxy this suite can cut (the shared servers themselves are
-never touched).
+a private PostgreSQL cluster this suite can restart and kill, reached through a proxy it
+can cut (the shared servers themselves are never touched).
 
 Every scenario ends in the same proof (`assert_each_sent_once`): nothing is left waiting,
 every text we stored went out exactly once, under the provider id we recorded.
@@ -22,12 +22,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from recovery.cli import migrate
+from recovery.config import Settings
 from recovery.db import make_engine, make_session_factory, utcnow
 from recovery.domain.states import sources
 from recovery.models import Direction, Message, MessageStatus
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, twilio_signature, unique_sid
-from tests.integration.conftest import TABLES, fresh_database, stack_config, unavailable
+from tests.integration.conftest import TABLES, stack_config, unavailable
 from tests.integration.helpers import dial_form, post_sms
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.stack import Stack
 from tests.support.tcp_proxy import TcpProxy
@@ -45,6 +48,7 @@ class FaultStack:
     sessions: sessionmaker[Session]
     database: TcpProxy
     redis: RedisServer
+    postgres: PostgresServer
 
     def kill_worker(self) -> float:
         """SIGKILL the worker (no shutdown, no acks); the stack's supervisor restarts it,
@@ -58,12 +62,16 @@ class FaultStack:
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
     if not RedisServer.available():
         unavailable("redis-server is not installed: the fault suite restarts its own Redis")
+    if not PostgresServer.available():
+        unavailable("PostgreSQL's initdb is not installed: the fault suite restarts its own")
     redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
     with (
-        fresh_database() as url,
+        PostgresServer() as postgres,
         TwilioDouble(ACCOUNT_SID, AUTH_TOKEN) as twilio,
         redis_server,
     ):
+        url = postgres.create_database("recovery")
+        migrate(Settings(_env_file=None, DATABASE_URL=url))  # type: ignore[call-arg]
         direct = make_url(url)
         proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432).start()
         through_proxy = direct.set(host="127.0.0.1", port=proxy.port)
@@ -82,7 +90,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
             # A second worker, as production runs more than one: the one killed is restarted
             # by the supervisor, and its texts must not wait for that.
             stack.start_worker("worker-b")
-            yield FaultStack(stack, twilio, make_session_factory(engine), proxy, redis_server)
+            yield FaultStack(
+                stack, twilio, make_session_factory(engine), proxy, redis_server, postgres
+            )
         finally:
             stack.stop()
             proxy.cut()

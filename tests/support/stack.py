@@ -193,8 +193,11 @@ class Stack:
         if "worker" not in self.processes:
             return
         deadline = time.monotonic() + timeout
+        path = self.config.var_dir / "worker.log"
         while time.monotonic() < deadline:
-            if " ready." in self.log("worker"):
+            # The whole log, not its tail: on a busy machine "Discarding revoked task" lines
+            # for the periodic jobs that expired meanwhile pushed "ready." out of the tail.
+            if path.exists() and " ready." in path.read_text(errors="replace"):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"worker did not become ready:\n{self.log('worker')}")

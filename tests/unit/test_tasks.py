@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.exceptions import Ignore
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,7 @@ from recovery.services.leases import LeaseKeeper
 from recovery.sms.console import ConsoleProvider, number_digest, outbox_key, read_outbox
 from recovery.sms.twilio import STATUS_CALLBACK_PATH
 from tests.conftest import PHI_KEY
+from tests.support.database_away import database_away
 from tests.support.factories import missed_call
 from workers import tasks
 from workers.celery_app import make_celery
@@ -241,6 +243,55 @@ def test_sweep_with_nothing_due_queues_nothing(
 
     assert celery.tasks["recovery.sweep"].run() == 0
     assert queued.ids == []
+
+
+# --- the database away -----------------------------------------------------------------
+
+
+def test_a_text_whose_database_restarts_waits_for_it_and_goes_once_it_is_back(
+    resources: tasks.Resources,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    celery: Celery,
+) -> None:
+    message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
+
+    with database_away(sessions.kw["bind"], times=3) as refused:
+        # Called as Celery calls it (not .run): the wait is the task's, around its body.
+        assert celery.tasks["recovery.send_text"](message_id) == "accepted"
+
+    assert refused == [3]
+    assert len(read_outbox(outbox_of(resources.settings))) == 1
+    assert status(sessions, message_id) is MessageStatus.ACCEPTED
+
+
+def test_a_text_past_the_wait_is_left_pending_for_the_sweeper_without_a_traceback(
+    resources: tasks.Resources,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    celery: Celery,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    message_id = queue_text(sessions, templates, "+15125550199", age_s=0)
+    resources.settings = resources.settings.model_copy(update={"database_wait_s": 0.2})
+
+    with database_away(sessions.kw["bind"]), pytest.raises(Ignore):
+        celery.tasks["recovery.send_text"](message_id)
+
+    assert read_outbox(outbox_of(resources.settings)) == []
+    assert status(sessions, message_id) is MessageStatus.PENDING
+    [line] = [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert "the sweeper will queue it again" in line.getMessage()
+    assert line.exc_info is None
+
+
+def test_a_periodic_job_does_not_wait_for_the_database(
+    resources: tasks.Resources, celery: Celery, sessions: sessionmaker[Session]
+) -> None:
+    with database_away(sessions.kw["bind"]) as refused, pytest.raises(Ignore):
+        celery.tasks["recovery.sweep"]()
+
+    assert refused == [1]  # no second try: the next run is seconds away
 
 
 # --- the web's publisher ---------------------------------------------------------------
