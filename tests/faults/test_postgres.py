@@ -184,3 +184,39 @@ def test_postgres_restarted_fast_immediate_and_killed_while_calls_and_replies_fl
     # And they work on the restarted database: a new caller is texted.
     missed_calls(faults, 1, "pg-after", first=EARLY + CALLS)
     assert_each_sent_once(faults, EARLY + CALLS + 2 * EARLY + 1, time.monotonic())
+
+
+def test_postgres_away_past_the_wait_a_webhook_answers_503_and_its_retry_is_texted_once(
+    faults: FaultStack,
+) -> None:
+    """Longer than RECOVERY_DATABASE_WAIT_S (8 s): the webhook gives up with a 503 that
+    says so, and the retry (a phone system's, or Twilio's with a retry override) once the
+    database is back is the call's one record and one text."""
+    pids = faults.stack.pids()
+    restarts = dict(faults.stack.restarts)
+    base = faults.stack.base_url
+    number = caller(0)
+    form = load_form("twilio/voice-dial-action-no-answer.form")
+    form.update(From=number, Caller=number, CallSid=unique_sid("CA", f"pg-long:{number}"))
+    headers = {"X-Twilio-Signature": twilio_signature(base + DIAL, form)}
+
+    faults.postgres.stop("fast")
+    try:
+        health = requests.get(base + "/healthz", timeout=15)
+        began = time.monotonic()
+        refused = requests.post(base + DIAL, data=form, headers=headers, timeout=15)
+        waited = time.monotonic() - began
+    finally:
+        faults.postgres.start()
+    retried = requests.post(base + DIAL, data=form, headers=headers, timeout=15)
+    print(f"\nPostgreSQL down past the wait: 503 after {waited:.1f}s, the retry 200")
+
+    assert (health.status_code, health.json()["database"]) == (503, "unavailable")
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.json()["reason"] == "the database is unavailable; try again in a moment"
+    assert 7.5 < waited < 14  # the 8 s wait, then the answer (not Twilio's 15 s timeout)
+    assert retried.status_code == 200, retried.text
+    assert_each_sent_once(faults, 1, time.monotonic())
+    assert faults.stack.pids() == pids
+    assert faults.stack.restarts == restarts, faults.stack.log("worker")
