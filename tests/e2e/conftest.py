@@ -7,7 +7,7 @@ unless RECOVERY_REQUIRE_SERVICES=1 (CI), which makes that a failure.
 
 The tests of the whole loop use `live` instead: the production shape (PostgreSQL, Redis,
 gunicorn, a Celery worker and beat, the twilio client against the loopback Twilio double),
-started once for the session and only when a test asks for it; `live_world` is the same
+started once per module and only when a test asks for it; `live_world` is the same
 morning at the clinic on it.
 
 RECOVERY_E2E_SHOTS=/some/dir saves a screenshot of each page the tests look at.
@@ -185,7 +185,9 @@ class Live:
         return self.stack.base_url
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: the simulator's console stack uses the same Redis database,
+# and two workers on one broker would take each other's tasks.
+@pytest.fixture(scope="module")
 def live(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     import redis
 
