@@ -42,13 +42,21 @@ class Invalid(ValueError):
     """What was typed cannot be saved; the message says why, for the form."""
 
 
+# A refusal of the pages themselves too, not only of a change: the front desk that opens
+# /admin/users has changed nothing.
+ONLY_MANAGERS = (
+    "Administration (users, the on-call roster, saved replies) is for the practice's "
+    "manager or an administrator."
+)
+
+
 def may_administer(viewer: Viewer) -> bool:
     return viewer.role in (Role.MANAGER, Role.ADMIN)
 
 
 def _practice(session: Session, viewer: Viewer, practice_id: int) -> Practice:
     if not may_administer(viewer):
-        raise NotAllowed("Only the practice's manager or an administrator can change this.")
+        raise NotAllowed(ONLY_MANAGERS)
     practice = session.get(Practice, practice_id)
     if practice is None or not viewer.may_see(practice_id):
         raise NotFound
@@ -58,7 +66,7 @@ def _practice(session: Session, viewer: Viewer, practice_id: int) -> Practice:
 def practice_by_slug(session: Session, viewer: Viewer, slug: str | None) -> Practice:
     """The practice an admin chose (the first by name by default), or a manager's own."""
     if not may_administer(viewer):
-        raise NotAllowed("Only the practice's manager or an administrator can change this.")
+        raise NotAllowed(ONLY_MANAGERS)
     if viewer.is_admin:
         query = select(Practice).order_by(Practice.name)
         if slug:

@@ -139,6 +139,11 @@ def test_front_desk_sees_no_administration(
     desktop.goto(server.base_url + "/admin/users")
     sign_in(desktop, world.users.desk)
     expect(desktop.get_by_role("heading", name="Not allowed")).to_be_visible()
+    # Looking is refused, and the page says so (it said "can change this" to a desk that
+    # had changed nothing).
+    expect(
+        desktop.get_by_text("Administration (users, the on-call roster, saved replies)")
+    ).to_be_visible()
     expect(desktop.get_by_role("link", name="Admin")).to_have_count(0)
 
 
