@@ -69,7 +69,8 @@ OPT_OUT_EXEMPT_KINDS = frozenset(
 # Not the answers to their own texts, not the 911 guidance, not texts to staff.
 CAPPED_KINDS = frozenset({MessageKind.FIRST_TEXT, MessageKind.NUDGE})
 
-# Texts that jump the send queue (they take their send-rate tokens even into debt) and
+# Texts that jump the send queue (they reserve their send-rate tokens even into debt, ahead
+# of every text waiting, and go when those fall due: services/send_rate.py) and
 # expire if the carrier cannot deliver them soon: the 911 guidance to a patient who wrote
 # URGENT, and a page to a clinician.
 URGENT_KINDS = frozenset({MessageKind.URGENT, MessageKind.PAGE})

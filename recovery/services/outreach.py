@@ -163,10 +163,11 @@ def deliver(
     cipher: PhiCipher | None = None,
     buckets: TokenBuckets | None = None,
     call_webhooks: CallWebhooks | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryResult:
     """`cipher` opens what a person wrote (a staff reply is stored only encrypted);
-    `buckets` hold each sending number to its practice's send rate; `call_webhooks` are
-    where a voice page's call asks what to say."""
+    `buckets` hold each sending number to its practice's send rate (`sleep` waits an
+    urgent text's turn); `call_webhooks` are where a voice page's call asks what to say."""
     now = clock()
     with sessions.begin() as session:
         message = claim(session, message_id, now, policy.lease)
@@ -203,6 +204,7 @@ def deliver(
             message.status_updated_at = now
             return DeliveryResult(message_id, DeliveryOutcome.FAILED)
         urgent = message.kind in URGENT_KINDS
+        slot_s = 0.0
         outbound: OutboundSms | OutboundCall
         if message.kind.is_call:
             # A call spends no SMS segments: the send rate is a text's.
@@ -215,11 +217,16 @@ def deliver(
                 status_callback_for(hooks.status, message_id),
             )
         else:
-            # A text in doubt may be out already: asking the provider costs no segment.
-            if buckets is not None and message.in_doubt_since is None:
+            # A text in doubt takes its tokens again: it may turn out not to have gone, and
+            # then it goes now (a reconciled text wastes them: slower, never faster).
+            if buckets is not None:
                 wait = _wait_for_rate(session, buckets, message, body, now, urgent)
-                if wait > 0:
+                if wait > 0 and not urgent:
                     return DeliveryResult(message_id, DeliveryOutcome.THROTTLED, wait_s=wait)
+                # An urgent text has its tokens reserved: it goes when they fall due.
+                slot_s = wait
+                if slot_s > 0:
+                    message.next_attempt_at = now + timedelta(seconds=slot_s)
             outbound = OutboundSms(
                 message.from_number,
                 message.to_number,
@@ -234,6 +241,9 @@ def deliver(
     held = keeper.holding(message_id, claimed_at) if keeper else nullcontext()
     outcome = DeliveryOutcome.ACCEPTED
     with held:
+        if slot_s > 0:
+            # Seconds at most (only urgent texts reserve ahead of it), with the lease renewed.
+            sleep(slot_s)
         try:
             sid = None
             if in_doubt_since is not None:
@@ -285,14 +295,15 @@ def _wait_for_rate(
     urgent: bool,
 ) -> float:
     """Take the text's segments from its number's bucket; if they are not there yet, put
-    the claimed text back to wait for them (not an attempt: the provider never saw it)."""
+    the claimed text back to wait for them (not an attempt: the provider never saw it).
+    An urgent text is not put back: its tokens are reserved, it waits for them here."""
     rate = session.scalar(
         select(Practice.send_rate_per_s).where(Practice.id == message.practice_id)
     )
     wait = buckets.take(
         message.from_number, segments(body), float(rate or 1.0), now.timestamp(), urgent=urgent
     )
-    if wait > 0:
+    if wait > 0 and not urgent:
         message.status = move(message.status, MessageStatus.RETRYING)
         message.attempts -= 1
         message.lease_until = None

@@ -6,7 +6,10 @@ sending number's bucket before it goes to the provider; a text that finds the bu
 empty waits its turn (`outreach.deliver` puts it back to retry when the bucket refills).
 
 Urgent texts (the 911 guidance, a page) jump the queue: they always take their tokens,
-even into debt, and the texts waiting behind them wait that much longer.
+even into debt, and the texts waiting behind them wait that much longer. Taken into debt,
+they are a reservation, not a licence: an urgent text goes when its tokens would have been
+there (the wait `take` answers, which only the urgent texts before it add to), so the
+number never sends faster than its bucket, whatever is urgent.
 
 The buckets live in Redis in production (one Lua script: read, refill, take, write, in
 one atomic step across every worker), and in the worker's memory on the embedded default
@@ -29,7 +32,8 @@ class TokenBuckets(Protocol):
     def take(self, key: str, cost: float, rate: float, now: float, *, urgent: bool) -> float:
         """Take `cost` tokens from the bucket `key` (refilled at `rate` a second, holding
         at most `burst_for(rate)`) at `now` (seconds). Returns 0 when taken, else how many
-        seconds until they would be there (nothing taken). `urgent` always takes."""
+        seconds until they would be there: nothing taken, or for `urgent` (which always
+        takes) the moment its reservation falls due."""
         ...
 
 
@@ -46,9 +50,10 @@ def take_from(
     burst = burst_for(rate)
     tokens = min(burst, tokens + max(0.0, now - stamp) * rate)
     need = min(cost, burst)  # a long text cannot wait for more than the bucket holds
-    if urgent or tokens >= need:
+    if tokens >= need:
         return tokens - cost, 0.0
-    return tokens, (need - tokens) / rate
+    wait = (need - tokens) / rate
+    return (tokens - cost, wait) if urgent else (tokens, wait)
 
 
 class MemoryBuckets:
@@ -79,10 +84,11 @@ local stamp = tonumber(held[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
 local need = math.min(cost, burst)
 local wait = 0
-if urgent or tokens >= need then
-  tokens = tokens - cost
-else
+if tokens < need then
   wait = (need - tokens) / rate
+end
+if urgent or wait == 0 then
+  tokens = tokens - cost
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(math.max(stamp, now)))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 3600)

@@ -145,10 +145,11 @@ class Proof:
 
 
 def assert_each_sent_once(
-    faults: FaultStack, expected: int, since: float, timeout: float = 60.0
+    faults: FaultStack, expected: int, since: float, timeout: float = 60.0, suppressed: int = 0
 ) -> Proof:
     """Nothing waits any more; each stored text went out exactly once, under the provider
-    id we recorded; nothing else went out; and nothing more goes out in a quiet second."""
+    id we recorded; nothing else went out; and nothing more goes out in a quiet second.
+    `suppressed` texts (over a cap) are stored, never sent, and not in `expected`."""
     deadline = time.monotonic() + timeout
     while True:
         with faults.sessions() as session:
@@ -190,6 +191,10 @@ def assert_each_sent_once(
         pair for pair, n in Counter((m.form["To"], m.form["Body"]) for m in sent).items() if n > 1
     ]
     assert not twice, f"sent twice: {twice}"
+    held = [row for row in ours if row.status is MessageStatus.SUPPRESSED]
+    assert [row for row in held if row.provider_sid is not None] == []
+    assert len(held) == suppressed, f"{len(held)} texts suppressed, {suppressed} expected"
+    ours = [row for row in ours if row.status is not MessageStatus.SUPPRESSED]
     assert [row for row in ours if row.status is not MessageStatus.ACCEPTED] == []
     assert sorted(str(row.provider_sid) for row in ours) == sorted(str(m.sid) for m in sent)
     assert len(ours) == expected, f"{len(ours)} texts stored, {expected} expected"

@@ -63,9 +63,20 @@ def test_each_number_has_its_own_bucket_and_rate(buckets: TokenBuckets) -> None:
 def test_urgent_texts_jump_the_queue_and_the_others_wait_longer(buckets: TokenBuckets) -> None:
     assert buckets.take(LINE, 1, 1.0, 100.0, urgent=False) == 0  # the bucket is empty now
 
-    assert buckets.take(LINE, 1, 1.0, 100.0, urgent=True) == 0  # a page: goes anyway
-    assert buckets.take(LINE, 1, 1.0, 100.0, urgent=False) == pytest.approx(2.0)
-    assert buckets.take(LINE, 1, 1.0, 102.0, urgent=False) == 0
+    # A page: its token is reserved at once, due when it would have been there.
+    assert buckets.take(LINE, 1, 1.0, 100.0, urgent=True) == pytest.approx(1.0)
+    # A second page reserves the token after it, ahead of the text already waiting.
+    assert buckets.take(LINE, 1, 1.0, 100.0, urgent=True) == pytest.approx(2.0)
+    assert buckets.take(LINE, 1, 1.0, 100.0, urgent=False) == pytest.approx(3.0)
+    assert buckets.take(LINE, 1, 1.0, 102.0, urgent=False) == pytest.approx(1.0)
+    assert buckets.take(LINE, 1, 1.0, 103.0, urgent=False) == 0
+
+
+def test_urgent_texts_in_debt_never_send_faster_than_the_rate(buckets: TokenBuckets) -> None:
+    # Ten pages of two segments at once on a 2/s number: each is due one second after the
+    # one before, the first when the full bucket has them.
+    dues = [buckets.take(LINE, 2, 2.0, 100.0, urgent=True) for _ in range(10)]
+    assert dues == [0, *(pytest.approx(float(i)) for i in range(1, 10))]
 
 
 def test_a_long_text_waits_for_a_full_bucket_not_for_ever(buckets: TokenBuckets) -> None:
@@ -122,6 +133,7 @@ def send(
     buckets: TokenBuckets,
     message_id: int,
     now: datetime = T0,
+    slept: list[float] | None = None,
 ) -> DeliveryOutcome:
     result = deliver(
         sessions,
@@ -131,6 +143,7 @@ def send(
         policy=SendPolicy(),
         clock=lambda: now,
         buckets=buckets,
+        sleep=(slept if slept is not None else []).append,
     )
     return result.status
 
@@ -148,9 +161,17 @@ def test_a_text_past_its_numbers_rate_waits_for_its_turn_and_a_page_does_not(
     page = queue(sessions, templates, MessageKind.PAGE, "+15125550111")
     provider = FakeProvider()
 
-    assert send(sessions, provider, buckets, first) is DeliveryOutcome.ACCEPTED
-    assert send(sessions, provider, buckets, second) is DeliveryOutcome.THROTTLED
-    assert send(sessions, provider, buckets, page) is DeliveryOutcome.ACCEPTED
+    slept: list[float] = []
+    assert send(sessions, provider, buckets, first, slept=slept) is DeliveryOutcome.ACCEPTED
+    assert send(sessions, provider, buckets, second, slept=slept) is DeliveryOutcome.THROTTLED
+    assert slept == []
+    # The page is not put back behind the waiting text: it waits for its reserved turn,
+    # two seconds on (the first text's two segments), and goes.
+    assert send(sessions, provider, buckets, page, slept=slept) is DeliveryOutcome.ACCEPTED
+    assert slept == [pytest.approx(2.0)]
+    with sessions() as session:
+        paged = session.get(Message, page)
+        assert paged is not None and paged.next_attempt_at == T0 + timedelta(seconds=2)
 
     with sessions() as session:
         waiting = session.get(Message, second)
@@ -191,3 +212,35 @@ def test_urgent_texts_carry_a_short_validity_period_to_twilio(
 
     assert forms["+15125550199"]["ValidityPeriod"] == str(URGENT_VALIDITY_S)
     assert "ValidityPeriod" not in forms["+15125550198"]
+
+
+def test_a_text_in_doubt_takes_its_tokens_before_it_may_go_again(
+    sessions: sessionmaker[Session], templates: SmsTemplates, buckets: TokenBuckets
+) -> None:
+    # A worker died mid-send: the text is in doubt, and not at the provider. Sent again
+    # without its tokens it would go on top of the texts that took them meanwhile.
+    with session_scope(sessions) as session:
+        session.scalars(
+            select(Practice).where(Practice.slug == "valley-family")
+        ).one().send_rate_per_s = 1.0
+    first, doubtful = (
+        queue(sessions, templates, MessageKind.FIRST_TEXT, f"+1512555041{i}") for i in range(2)
+    )
+    with session_scope(sessions) as session:
+        message = session.get(Message, doubtful)
+        assert message is not None
+        message.status = MessageStatus.RETRYING
+        message.next_attempt_at = T0
+        message.in_doubt_since = T0 - timedelta(seconds=10)
+    provider = FakeProvider()
+
+    assert send(sessions, provider, buckets, first) is DeliveryOutcome.ACCEPTED
+    assert send(sessions, provider, buckets, doubtful) is DeliveryOutcome.THROTTLED
+    assert provider.lookups == 0 and len(provider.sent) == 1
+    with sessions() as session:
+        waiting = session.get(Message, doubtful)
+        assert waiting is not None and waiting.in_doubt_since is not None  # still asked first
+        retry_at = waiting.next_attempt_at
+    assert retry_at == T0 + timedelta(seconds=2)
+    assert send(sessions, provider, buckets, doubtful, retry_at) is DeliveryOutcome.ACCEPTED
+    assert provider.lookups == 1 and len(provider.sent) == 2
