@@ -18,8 +18,13 @@ from sqlalchemy.orm import Session
 
 from recovery.db import insert_unique
 from recovery.domain.change import Changed
-from recovery.domain.phones import parse_number
-from recovery.domain.templates import TemplateError, check_saved_reply
+from recovery.domain.phones import national_format, parse_number
+from recovery.domain.templates import (
+    SmsContext,
+    TemplateError,
+    check_saved_reply,
+    render_saved_reply,
+)
 from recovery.models import (
     AuditAction,
     PasswordLink,
@@ -395,25 +400,33 @@ def save_roster(
 class Saved:
     id: int
     title: str
-    body: str
+    body: str  # the template, as the manager wrote it
+    preview: str  # as a patient who called the main number gets it
+
+
+def _preview(practice: Practice, body: str) -> str:
+    context = SmsContext(
+        practice_name=practice.name, practice_phone=national_format(practice.main_number)
+    )
+    return render_saved_reply(body, context)
 
 
 def saved_replies(session: Session, viewer: Viewer, practice_id: int) -> list[Saved]:
     """Every staff member of the practice may use them; only managers edit them."""
     if not viewer.may_see(practice_id):
         raise NotFound
+    practice = session.get(Practice, practice_id)
+    if practice is None:
+        raise NotFound
     rows = session.scalars(
         select(SavedReply)
         .where(SavedReply.practice_id == practice_id, SavedReply.active.is_(True))
         .order_by(SavedReply.title, SavedReply.id)
     )
-    return [Saved(r.id, r.title, r.body) for r in rows]
+    return [Saved(r.id, r.title, r.body, _preview(practice, r.body)) for r in rows]
 
 
-def add_saved_reply(
-    session: Session, viewer: Viewer, practice_id: int, *, title: str, body: str, now: datetime
-) -> Saved:
-    practice = _practice(session, viewer, practice_id)
+def _checked(title: str, body: str) -> tuple[str, str]:
     title = title.strip()[:80]
     body = body.strip()
     if not title or not body:
@@ -424,6 +437,14 @@ def add_saved_reply(
         check_saved_reply(title, body)
     except TemplateError as exc:
         raise Invalid(str(exc)) from None
+    return title, body
+
+
+def add_saved_reply(
+    session: Session, viewer: Viewer, practice_id: int, *, title: str, body: str, now: datetime
+) -> Saved:
+    practice = _practice(session, viewer, practice_id)
+    title, body = _checked(title, body)
     count = len(saved_replies(session, viewer, practice.id))
     if count >= MAX_SAVED_REPLIES:
         raise Invalid(f"At most {MAX_SAVED_REPLIES} saved replies.")
@@ -437,7 +458,29 @@ def add_saved_reply(
         now=now,
         detail=f"practice {practice.slug}; added {row.id}",
     )
-    return Saved(row.id, row.title, row.body)
+    return Saved(row.id, row.title, row.body, _preview(practice, row.body))
+
+
+def edit_saved_reply(
+    session: Session, viewer: Viewer, reply_id: int, *, title: str, body: str, now: datetime
+) -> Changed[Saved]:
+    """The same checks as adding one; unchanged words are not a change (nor audited)."""
+    row = session.get(SavedReply, reply_id)
+    if row is None or not row.active:
+        raise NotFound
+    practice = _practice(session, viewer, row.practice_id)
+    title, body = _checked(title, body)
+    changed = (title, body) != (row.title, row.body)
+    if changed:
+        row.title, row.body = title, body
+        record(
+            session,
+            viewer.id,
+            AuditAction.EDIT_SAVED_REPLIES,
+            now=now,
+            detail=f"practice {practice.slug}; edited {row.id}",
+        )
+    return Changed(Saved(row.id, row.title, row.body, _preview(practice, row.body)), changed)
 
 
 def remove_saved_reply(

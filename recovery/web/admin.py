@@ -403,7 +403,9 @@ def drill(drill_id: int) -> str:
 # --- saved replies -----------------------------------------------------------------------
 
 
-def _replies_page(slug: str | None, error: str | None = None, status: int = 200) -> tuple[str, int]:
+def _replies_page(
+    slug: str | None, error: str | None = None, status: int = 200, editing: int | None = None
+) -> tuple[str, int]:
     try:
         with session_scope(runtime_of(current_app).sessions) as session:
             practice = _practice(session, slug)
@@ -420,7 +422,11 @@ def _replies_page(slug: str | None, error: str | None = None, status: int = 200)
             practice_slug=ref[0],
             practice_name=ref[1],
             error=error,
-            form=request.form if request.method == "POST" else {},
+            # What was typed goes back into the form it came from: the add form, or the
+            # row being edited (left open).
+            form=request.form if request.method == "POST" and editing is None else {},
+            editing=editing,
+            edit_form=request.form if editing is not None else {},
             nav="admin",
             tab="replies",
         ),
@@ -456,6 +462,30 @@ def add_reply() -> tuple[str, int] | Response:
         refuse(exc)
     flash("Saved reply added.", "ok")
     return redirect(_here(slug or "", "admin.replies"))
+
+
+@bp.post("/admin/replies/<int:reply_id>/edit")
+@login_required
+def edit_reply(reply_id: int) -> tuple[str, int] | Response:
+    slug = ""
+    try:
+        with session_scope(runtime_of(current_app).sessions) as session:
+            row = session.get(SavedReply, reply_id)
+            slug = _slug_of(session, row.practice_id if row else None)
+            edited = admin.edit_saved_reply(
+                session,
+                viewer(),
+                reply_id,
+                title=request.form.get("title", ""),
+                body=request.form.get("body", ""),
+                now=utcnow(),
+            )
+    except admin.Invalid as exc:
+        return _replies_page(slug, error=str(exc), status=400, editing=reply_id)
+    except (admin.NotFound, admin.NotAllowed) as exc:
+        refuse(exc)
+    flash("Saved reply saved." if edited.changed else "Nothing changed.", "ok")
+    return redirect(_here(slug, "admin.replies"))
 
 
 @bp.post("/admin/replies/<int:reply_id>/remove")

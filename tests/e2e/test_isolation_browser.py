@@ -228,6 +228,13 @@ PROBES = (
     ),
     Probe(
         "POST",
+        "/admin/replies/<int:reply_id>/edit",
+        "manager",
+        "/admin/replies/{t.saved_reply}/edit",
+        {"title": "Sneaky", "body": "{{{{ practice_name }}}} hi"},  # str.format: {{ }}
+    ),
+    Probe(
+        "POST",
         "/admin/replies/<int:reply_id>/remove",
         "manager",
         "/admin/replies/{t.saved_reply}/remove",

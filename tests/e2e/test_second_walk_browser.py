@@ -8,6 +8,8 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
+from tests.e2e.test_admin_browser import MANAGER
+from tests.e2e.test_admin_browser import sign_in as sign_in_manager
 
 pytestmark = pytest.mark.e2e
 
@@ -31,3 +33,48 @@ def test_calls_opens_on_a_range_that_holds_todays_calls(
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, f"calls-{device}")
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_a_manager_reads_saved_replies_as_patients_get_them_and_edits_one(
+    server: Server, world: scenario.Scenario, device: str, request: pytest.FixtureRequest
+) -> None:
+    scenario.add_manager(server.sessions, world.users, MANAGER)
+    page: Page = request.getfixturevalue(device)
+    page.goto(f"{server.base_url}/admin/replies")
+    sign_in_manager(page, MANAGER)
+    for title, body in [
+        ("Running late", "{{ practice_name }}: we are running about 20 minutes late."),
+        ("Call us", "{{ practice_name }}: please call us at {{ practice_phone }}."),
+    ]:
+        page.get_by_label("Title").first.fill(title)
+        page.get_by_label("Text").first.fill(body)
+        page.get_by_role("button", name="Add", exact=True).click()
+        expect(page.get_by_text("Saved reply added.")).to_be_visible()
+
+    rows = page.locator(".saved-row")
+    expect(rows).to_have_count(2)
+    # Rendered as the patient gets it, not the template's {{ practice_name }}.
+    expect(rows.first).to_contain_text("Valley Family Clinic: please call us at (512) 555-0100.")
+    expect(page.locator(".saved-preview").filter(has_text="{{")).to_have_count(0)
+    # Each Remove names its reply (two buttons both called "Remove" told a screen reader
+    # nothing).
+    expect(page.get_by_role("button", name="Remove saved reply 'Running late'")).to_have_count(1)
+    expect(page.get_by_role("button", name="Remove saved reply 'Call us'")).to_have_count(1)
+    if device == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, f"admin-replies-{device}")
+
+    late = rows.filter(has_text="Running late")
+    late.locator("summary", has_text="Edit").click()
+    source = late.get_by_label("Text (the template)")
+    expect(source).to_have_value("{{ practice_name }}: we are running about 20 minutes late.")
+    shot(page, f"admin-replies-editing-{device}")
+    source.fill("{{ practice_name }}: we are running about 30 minutes late.")
+    late.get_by_role("button", name="Save changes to saved reply 'Running late'").click()
+
+    expect(page.get_by_text("Saved reply saved.")).to_be_visible()
+    expect(page.locator(".saved-row").filter(has_text="Running late")).to_contain_text(
+        "Valley Family Clinic: we are running about 30 minutes late."
+    )
+    expect(page.locator(".saved-row")).to_have_count(2)

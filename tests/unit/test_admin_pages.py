@@ -300,3 +300,70 @@ def test_only_managers_run_or_read_drills(
     assert client.get("/admin/drills/99999").status_code == 404
     with sessions() as session:
         assert session.query(Drill).count() == 1
+
+
+def test_saved_replies_read_as_sent_and_edit_with_the_same_checks(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    client.post(
+        "/admin/replies",
+        data={"csrf_token": token, "title": "Call us", "body": "{{ practice_name }}: call us."},
+    )
+    with sessions() as session:
+        reply_id = session.scalars(select(SavedReply.id)).one()
+
+    page = text_of(client.get("/admin/replies"))
+    assert "Valley Family Clinic: call us." in page  # the preview, as the patient gets it
+    assert "{{ practice_name }}: call us." in page  # the template, in its edit form
+    assert "aria-label=\"Remove saved reply 'Call us'\"" in page
+
+    leaky = client.post(
+        f"/admin/replies/{reply_id}/edit",
+        data={"csrf_token": token, "title": "Call us", "body": "{{ practice_name }} {{ patient }}"},
+    )
+    same = client.post(
+        f"/admin/replies/{reply_id}/edit",
+        data={"csrf_token": token, "title": "Call us", "body": "{{ practice_name }}: call us."},
+    )
+    edited = client.post(
+        f"/admin/replies/{reply_id}/edit",
+        data={"csrf_token": token, "title": "Call back", "body": "{{ practice_name }}: call."},
+    )
+
+    assert leaky.status_code == 400 and "uses patient" in text_of(leaky)
+    assert "{{ practice_name }} {{ patient }}" in text_of(leaky)  # kept, in the open row
+    assert same.status_code == edited.status_code == 302
+    with sessions() as session:
+        row = session.get(SavedReply, reply_id)
+        assert row is not None and (row.title, row.body) == (
+            "Call back",
+            "{{ practice_name }}: call.",
+        )
+        edits = session.scalars(
+            select(AuditEvent.detail).where(AuditEvent.detail.like(f"%edited {reply_id}"))
+        ).all()
+    assert len(edits) == 1  # the unchanged save is not a change
+
+
+def test_a_desk_cannot_edit_a_saved_reply(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    client.post(
+        "/admin/replies",
+        data={"csrf_token": token, "title": "Call us", "body": "{{ practice_name }}: call us."},
+    )
+    with sessions() as session:
+        reply_id = session.scalars(select(SavedReply.id)).one()
+    client.post("/logout", data={"csrf_token": token})
+    desk = sign_in(client, world.users.desk)
+
+    refused = client.post(
+        f"/admin/replies/{reply_id}/edit",
+        data={"csrf_token": desk, "title": "Mine", "body": "{{ practice_name }} hi"},
+    )
+
+    assert refused.status_code == 403
+    with sessions() as session:
+        assert session.get(SavedReply, reply_id).title == "Call us"  # type: ignore[union-attr]
