@@ -78,3 +78,36 @@ def test_a_manager_reads_saved_replies_as_patients_get_them_and_edits_one(
         "Valley Family Clinic: we are running about 30 minutes late."
     )
     expect(page.locator(".saved-row")).to_have_count(2)
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_roster_lines_up_and_offers_only_the_moves_that_move(
+    server: Server, world: scenario.Scenario, device: str, request: pytest.FixtureRequest
+) -> None:
+    scenario.add_manager(server.sessions, world.users, MANAGER)
+    page: Page = request.getfixturevalue(device)
+    page.goto(f"{server.base_url}/admin/roster")
+    sign_in_manager(page, MANAGER)
+    expect(page.get_by_role("heading", name="On-call roster")).to_be_visible()
+
+    # The file's two on call: nobody above the first, nobody below the last.
+    expect(page.get_by_role("button", name="Move Dr. Rivera up")).to_be_hidden()
+    expect(page.get_by_role("button", name="Move Dr. Rivera down")).to_be_visible()
+    expect(page.get_by_role("button", name="Move Nurse Lee up")).to_be_visible()
+    expect(page.get_by_role("button", name="Move Nurse Lee down")).to_be_hidden()
+
+    # The add-a-person row and the manager's sit in the same columns as the list.
+    rows = page.locator(".roster-form .roster-row")
+    boxes = [
+        (rows.nth(n).locator("input[name$=name]").bounding_box(), n) for n in range(rows.count())
+    ]
+    first = boxes[0][0]
+    assert first is not None
+    for box, n in boxes[1:]:
+        assert box is not None
+        assert abs(box["x"] - first["x"]) < 1 and abs(box["width"] - first["width"]) < 1, (n, box)
+    phones = [rows.nth(n).locator("input[type=tel]").bounding_box() for n in range(rows.count())]
+    assert all(p is not None and abs(p["x"] - phones[0]["x"]) < 1 for p in phones), phones  # type: ignore[index]
+    if device == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, f"admin-roster-{device}")
