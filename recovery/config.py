@@ -52,18 +52,23 @@ class Settings(BaseSettings):
 
     # How long a pending text may wait for its queued task before the sweeper sends it anyway.
     sweep_grace_s: float = Field(default=3.0, alias="RECOVERY_SWEEP_GRACE_S")
-    sweep_interval_s: float = Field(default=2.0, alias="RECOVERY_SWEEP_INTERVAL_S")
+    # How often the sweeper (and the escalations, breaches and dead letters) run: a dead
+    # worker's lapsed lease is found this soon after it lapses.
+    sweep_interval_s: float = Field(default=1.0, alias="RECOVERY_SWEEP_INTERVAL_S")
     # How often episodes past their reply window are closed and follow-up nudges go out.
     follow_up_interval_s: float = Field(default=60.0, alias="RECOVERY_FOLLOW_UP_INTERVAL_S")
     # How long we wait for the provider's answer to one request. Twilio answers in well
     # under a second; a request that takes longer is not given up on blindly: the text is
-    # "in doubt" and the provider is asked whether it went out before any re-send.
-    provider_timeout_s: float = Field(default=5.0, gt=0, alias="RECOVERY_PROVIDER_TIMEOUT_S")
-    # A worker's claim on a text is a lease this long, renewed while its send is in
-    # flight; a dead worker's lease lapses this soon, and its texts go out (after asking
-    # the provider) seconds later instead of minutes. Longer than the provider timeout,
-    # so a live worker's single request never outlasts its lease even unrenewed.
-    claim_lease_s: float = Field(default=7.0, gt=0, alias="RECOVERY_CLAIM_LEASE_S")
+    # "in doubt" and the provider is asked whether it went out before any re-send. Short,
+    # because a timed-out text then waits as long again before it is asked about.
+    provider_timeout_s: float = Field(default=3.0, gt=0, alias="RECOVERY_PROVIDER_TIMEOUT_S")
+    # A worker's claim on a text is a lease this long, renewed every third of it while its
+    # send is in flight; a dead worker's lease lapses at most this long after it died, and
+    # the sweeper (every RECOVERY_SWEEP_INTERVAL_S) hands its texts on: lease + sweep, 5 s,
+    # well inside the ten seconds a killed worker's texts must go out in. Longer than the
+    # provider timeout, so a live worker's single request never outlasts its lease even
+    # unrenewed (a request starts as its claim commits, or just after a renewal).
+    claim_lease_s: float = Field(default=4.0, gt=0, alias="RECOVERY_CLAIM_LEASE_S")
     # Transient provider failures are retried until the text is this old, then recorded failed.
     send_deadline_s: float = Field(default=6 * 3600.0, alias="RECOVERY_SEND_DEADLINE_S")
     # GET /metrics: with a token, only `Authorization: Bearer <token>`; without one, only

@@ -88,10 +88,10 @@ class SendPolicy:
     may have reached the provider is given to show up there before we ask."""
 
     deadline: timedelta = timedelta(hours=6)
-    lease: timedelta = timedelta(seconds=7)
+    lease: timedelta = timedelta(seconds=4)
     # A request that timed out may still be carried out by the provider: it is given as
     # long again as we waited for it (the provider timeout) before we ask whether it went.
-    in_doubt_wait: timedelta = timedelta(seconds=5)
+    in_doubt_wait: timedelta = timedelta(seconds=3)
     # Tries before a temporary error (429, 5xx, a timeout) dead-letters the text: with the
     # backoff below, about ten minutes of trying (2 s ... 300 s, jittered).
     max_attempts: int = 10

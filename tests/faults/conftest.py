@@ -50,10 +50,10 @@ class FaultStack:
     redis: RedisServer
     postgres: PostgresServer
 
-    def kill_worker(self) -> float:
-        """SIGKILL the worker (no shutdown, no acks); the stack's supervisor restarts it,
+    def kill_worker(self, name: str = "worker") -> float:
+        """SIGKILL a worker (no shutdown, no acks); the stack's supervisor restarts it,
         as a process manager would. Returns when it was killed."""
-        pid = self.stack.processes["worker"].pid
+        pid = self.stack.processes[name].pid
         os.killpg(pid, signal.SIGKILL)
         return time.monotonic()
 
@@ -82,7 +82,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
             tmp_path_factory.mktemp("faults"),
         )
         config.worker_concurrency = 20  # the Procfile's
-        # The provider timeout and claim lease are the product's defaults (5 s, 7 s).
+        # The provider timeout, claim lease (3 s, 4 s) and sweep interval (1 s) are the
+        # product's defaults: a dead worker's texts wait for a lapsed lease and a sweep.
+        config.sweep_interval_s = Settings.model_fields["sweep_interval_s"].default
         engine = make_engine(url)
         stack = Stack(config)
         try:
@@ -90,6 +92,9 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
             # A second worker, as production runs more than one: the one killed is restarted
             # by the supervisor, and its texts must not wait for that.
             stack.start_worker("worker-b")
+            # Booting on a busy machine takes a while: a kill before the second worker
+            # consumes would leave no live worker at all, not the fault meant.
+            stack.wait_worker_ready(120, "worker-b")
             yield FaultStack(
                 stack, twilio, make_session_factory(engine), proxy, redis_server, postgres
             )

@@ -182,25 +182,26 @@ class Stack:
         by restarting it, not by luck."""
         while not self._stopping.wait(0.5):
             with self._lock:
-                for name in ("worker", "beat"):
+                # Every worker (a second one beside "worker" too) and beat; not gunicorn.
+                for name in [n for n in self.processes if n != "web"]:
                     process = self.processes.get(name)
                     if process is not None and process.poll() is not None:
                         self.restarts[name] = self.restarts.get(name, 0) + 1
                         self._spawn(name, self._argv[name])
 
-    def wait_worker_ready(self, timeout: float) -> None:
+    def wait_worker_ready(self, timeout: float, name: str = "worker") -> None:
         """Celery logs "ready." once it consumes; tests start only then."""
-        if "worker" not in self.processes:
+        if name not in self.processes:
             return
         deadline = time.monotonic() + timeout
-        path = self.config.var_dir / "worker.log"
+        path = self.config.var_dir / f"{name}.log"
         while time.monotonic() < deadline:
             # The whole log, not its tail: on a busy machine "Discarding revoked task" lines
             # for the periodic jobs that expired meanwhile pushed "ready." out of the tail.
             if path.exists() and " ready." in path.read_text(errors="replace"):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"worker did not become ready:\n{self.log('worker')}")
+        raise RuntimeError(f"{name} did not become ready:\n{self.log(name)}")
 
     def _celery(self, bin_dir: Path) -> list[str]:
         if self.config.celery_app is None:
