@@ -4,7 +4,7 @@ found: Calls opened on last week with today's calls missing, and the defects bel
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FloatRect, Locator, Page, expect
 
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
@@ -111,3 +111,58 @@ def test_the_roster_lines_up_and_offers_only_the_moves_that_move(
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, f"admin-roster-{device}")
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_queue_cards_lay_out_their_badges_and_actions_cleanly(
+    server: Server, world: scenario.Scenario, device: str, request: pytest.FixtureRequest
+) -> None:
+    page: Page = request.getfixturevalue(device)
+    page.goto(f"{server.base_url}/tasks")
+    sign_in(page, world.users.desk)
+    page.locator(f"#task-{world.billing_task_id}").get_by_role("button", name="Claim").click()
+    expect(page.get_by_text("Task claimed: it is yours.")).to_be_visible()
+    cards = page.locator(".queue .task")
+    expect(cards).to_have_count(3)
+
+    def box(locator: Locator) -> FloatRect:
+        found = locator.bounding_box()
+        assert found is not None
+        return found
+
+    def middle(b: FloatRect) -> float:
+        return b["y"] + b["height"] / 2
+
+    widths = set()
+    for n in range(cards.count()):
+        card = cards.nth(n)
+        main, actions = box(card.locator(".task-main")), box(card.locator(".task-actions"))
+        widths.add(round(main["width"]))
+        # The words, then the actions under them: every card the same shape.
+        assert actions["y"] >= main["y"] + main["height"], n
+        for badge in card.locator(".badge").all():
+            assert box(badge)["height"] < 26, (n, badge.inner_text())  # one line, never two
+        first = card.locator(".task-actions > form").first.get_by_role("button")
+        hand_over = card.locator(".hand-over summary")
+        note, complete = (
+            card.get_by_placeholder("Note (optional)"),
+            card.get_by_role("button", name="Complete"),
+        )
+        assert abs(middle(box(first)) - middle(box(hand_over))) < 4, n
+        assert abs(middle(box(note)) - middle(box(complete))) < 4, n
+        assert box(complete)["x"] > box(note)["x"]
+        if device == "desktop":  # all on one row
+            assert abs(middle(box(first)) - middle(box(complete))) < 4, n
+    assert len(widths) == 1, widths
+    if device == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, f"queue-{device}")
+
+    # Hand over opened takes a row of its own; nothing else moves off its row.
+    claimed = page.locator(f"#task-{world.billing_task_id}")
+    claimed.locator(".hand-over summary").click()
+    menus = box(claimed.get_by_label(f"Queue for task {world.billing_task_id}"))
+    assert menus["y"] > box(claimed.get_by_role("button", name="Unclaim"))["y"]
+    if device == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, f"queue-hand-over-{device}")
