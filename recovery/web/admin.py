@@ -12,6 +12,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import session as cookie
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -25,7 +26,7 @@ from recovery.services.auth import Viewer
 from recovery.services.staff import practices_for
 from recovery.services.texts import queue_text
 from recovery.web import runtime_of
-from recovery.web.auth import login_required, protect, refuse, viewer
+from recovery.web.auth import SIGN_IN_AS, login_required, protect, refuse, viewer
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,7 @@ def set_password(token: str) -> str | tuple[str, int] | Response:
                 else:
                     if done is not None:
                         flash("Your password is set. Sign in with it.", "ok")
+                        cookie[SIGN_IN_AS] = done.email
                         return redirect(url_for("auth.login"))
     if holder is None:
         return (

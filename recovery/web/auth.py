@@ -60,6 +60,9 @@ bp = Blueprint("auth", __name__)
 # The front door: it sends each user to their own start page (home_path).
 DEFAULT_NEXT = "/"
 CSRF_FIELD = "csrf_token"
+# The address whose password was just set from a link: the sign-in page it lands on fills
+# it in (in the signed session cookie, not the URL, so no access log keeps it).
+SIGN_IN_AS = "sign_in_as"
 # The password step of a sign-in that still needs a code is good for this long.
 PENDING_S = 5 * 60
 # The "you will be signed out" page comes this long before the idle sign-out.
@@ -371,7 +374,8 @@ def login() -> Any:
         signed_in = current_viewer()
         if signed_in is not None:
             return redirect(_onward(next_path, signed_in))
-        return render_template("login.html", next=next_path, email="", error=None)
+        email = str(session.pop(SIGN_IN_AS, ""))[:300]
+        return render_template("login.html", next=next_path, email=email, error=None)
 
     email = request.form.get("email", "")[:300]
     password = request.form.get("password", "")[:1000]

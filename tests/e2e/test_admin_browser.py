@@ -84,7 +84,7 @@ def test_manager_invites_a_user_who_sets_a_password_and_signs_in(
     phone.get_by_label("The same again").fill("a fine new pass")
     phone.get_by_role("button", name="Set password").click()
     expect(phone.get_by_text("Your password is set")).to_be_visible()
-    phone.get_by_label("Email").fill("sam@valley.example")
+    expect(phone.get_by_label("Email")).to_have_value("sam@valley.example")  # filled in
     phone.get_by_label("Password").fill("a fine new pass")
     phone.get_by_role("button", name="Sign in").click()
     expect(phone).to_have_url(server.base_url + "/tasks")

@@ -89,6 +89,9 @@ def test_manager_invites_a_user_who_sets_a_password_once_and_signs_in(
         },
     )
     assert done.status_code == 302
+    # The sign-in page it lands on has their address filled in, once.
+    assert 'value="sam@valley.example"' in text_of(other.get(done.location))
+    assert 'value="sam@valley.example"' not in text_of(other.get("/login"))
     # Hashed as every password is (argon2id), not upgraded later at the first sign-in.
     assert _user(sessions, "sam@valley.example").password_hash.startswith("$argon2id$")
     assert other.get(link.group(1)).status_code == 404  # once only
