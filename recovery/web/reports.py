@@ -115,6 +115,16 @@ class FigureRow:
     previous_href: str | None = None
     note: str = ""
 
+    # "—" is no figure (no calls to take a rate or a median of): a link under it opened an
+    # empty list and read as a figure to click.
+    @property
+    def current_link(self) -> str | None:
+        return None if self.current == "—" else self.href
+
+    @property
+    def previous_link(self) -> str | None:
+        return None if self.previous == "—" else self.previous_href
+
 
 @dataclass(frozen=True)
 class Section:

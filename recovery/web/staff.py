@@ -19,7 +19,7 @@ from recovery.domain.messages import MAX_STAFF_REPLY
 from recovery.services import conversation, queue, staff, undo
 from recovery.web import presenters, runtime_of
 from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
-from recovery.web.labels import REFUSAL_LABELS
+from recovery.web.labels import REFUSAL_LABELS, display_phone
 from recovery.web.live import allow_own_scripts
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,12 @@ def clock(at: datetime | None) -> str:
     return "—" if at is None else at.strftime("%-I:%M %p")
 
 
+@bp.app_template_filter("phone")
+def readable_phone(e164: str | None) -> str:
+    """(512) 555-0100 for people to read; a form's value stays E.164."""
+    return display_phone(e164)
+
+
 @bp.app_template_filter("span")
 def span(delta: timedelta) -> str:
     """A duration as staff say it: 45 min, 2 h 5 min, 3 d 4 h."""
@@ -88,7 +94,10 @@ def page(code: str) -> str:
             detail = staff.view_page(session, runtime.cipher, viewer(), code, now=now)
     except staff.NotFound as exc:
         refuse(exc)
-    return render_template("page.html", page=presenters.page_view(detail, now=now), now=now)
+    # An urgent page is taken from the queue's "Urgent pages not taken": it is under Tasks.
+    return render_template(
+        "page.html", page=presenters.page_view(detail, now=now), now=now, nav="tasks"
+    )
 
 
 @bp.post("/p/<code>/ack")
@@ -326,6 +335,7 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
         refuse(exc)
     page = render_template(
         "episode.html",
+        nav="episodes",
         episode=presenters.episode_view(detail, now=now),
         now=now,
         reply_text=reply_text,

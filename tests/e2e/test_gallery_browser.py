@@ -133,11 +133,100 @@ def signed_in(
     return context
 
 
+# What a look at the gallery found wrong once, measured in the page: each check returns the
+# faults it sees ([] when none). A line box's height says whether a piece broke in two.
+EVERY_PAGE = """() => {
+  const faults = [];
+  for (const el of document.querySelectorAll('.nowrap')) {
+    if (el.getClientRects().length > 1) faults.push('broke in two: ' + el.textContent);
+  }
+  return faults;
+}"""
+CHECKS: dict[str, str] = {
+    "conversation": """() => {
+  const faults = [];
+  if (!document.querySelector('.nav [aria-current="page"]')) faults.push('no nav item');
+  for (const dd of document.querySelectorAll('.facts dd')) {
+    const line = parseFloat(getComputedStyle(dd).lineHeight);
+    if (innerWidth > 640 && dd.getBoundingClientRect().height > line * 1.5)
+      faults.push('fact wraps: ' + dd.textContent);
+  }
+  for (const row of document.querySelectorAll('.episode-task-actions')) {
+    const tops = [...row.querySelectorAll('button, input[type=text]')]
+      .filter(b => b.getBoundingClientRect().top < row.getBoundingClientRect().top + 50)
+      .map(b => Math.round(b.getBoundingClientRect().top));
+    if (innerWidth > 640 && new Set(tops).size > 1)
+      faults.push('task actions not aligned: ' + tops);
+  }
+  return faults;
+}""",
+    "page-link": """() =>
+  document.querySelector('.nav [aria-current="page"]') ? [] : ['no nav item']""",
+    "queue-manager": """() => {
+  const faults = [];
+  for (const row of document.querySelectorAll('.urgent-row')) {
+    const text = row.querySelector(':scope > span').getBoundingClientRect();
+    const button = row.querySelector('button').getBoundingClientRect();
+    const mid = r => r.top + r.height / 2;
+    if (innerWidth > 640 && Math.abs(mid(text) - mid(button)) > 2)
+      faults.push('urgent row off centre: ' + mid(text) + ' ' + mid(button));
+  }
+  return faults;
+}""",
+    "report": """() => {
+  const faults = [];
+  for (const a of document.querySelectorAll('.figure-table a')) {
+    if (a.textContent.trim() === '—') faults.push('an empty figure is a link');
+  }
+  for (const th of document.querySelectorAll('.figure-table thead th')) {
+    const line = parseFloat(getComputedStyle(th).lineHeight);
+    if (th.getBoundingClientRect().height > line * 2.5 + 16)
+      faults.push('header on three lines: ' + th.textContent);
+  }
+  const [from, to] = [...document.querySelectorAll('.custom-range input[type=date]')]
+    .map(i => Math.round(i.getBoundingClientRect().width));
+  if (from !== to) faults.push('From ' + from + ' px, To ' + to + ' px');
+  return faults;
+}""",
+    "admin-users": """() => {
+  const faults = [];
+  for (const row of document.querySelectorAll('.user-name')) {
+    const you = row.querySelector('.muted');
+    const name = row.querySelector('strong').getBoundingClientRect();
+    if (you && you.getBoundingClientRect().top > name.bottom - 4)
+      faults.push('(you) under the name');
+  }
+  return faults;
+}""",
+    "simulator": """() => {
+  const faults = [];
+  const select = document.querySelector('select[name=line]');
+  for (const o of select.options) {
+    if (o.textContent.includes('+1')) faults.push('raw number: ' + o.textContent);
+  }
+  if (select.scrollWidth > select.clientWidth + 1) faults.push('select cut off');
+  const form = select.closest('form').getBoundingClientRect();
+  const help = select.closest('form').nextElementSibling.getBoundingClientRect();
+  if (help.top - form.bottom < 8) faults.push('help touches the button');
+  return faults;
+}""",
+    "landing": """() => {
+  const widths = [...document.querySelectorAll('.landing-actions .btn')]
+    .map(b => Math.round(b.getBoundingClientRect().width));
+  return new Set(widths).size > 1 ? ['buttons differ: ' + widths] : [];
+}""",
+}
+CHECKS["conversation-two-replies"] = CHECKS["conversation-urgent"] = CHECKS["conversation"]
+CHECKS["admin-users-admin"] = CHECKS["admin-users"]
+CHECKS["report-admin"] = CHECKS["report"]
+
+
 def test_every_page_answers_and_fits_a_phone(
     server: Server, world: scenario.Scenario, extras: Extras, browser: Browser
 ) -> None:
     pages = views(world, extras)
     too_wide: list[str] = []
+    faults: list[str] = []
     for n, (width, size) in enumerate(WIDTHS.items()):
         contexts: dict[str | None, BrowserContext] = {}
         try:
@@ -154,8 +243,12 @@ def test_every_page_answers_and_fits_a_phone(
                 scrolled = page.evaluate("document.documentElement.scrollWidth")
                 if scrolled > size["width"]:
                     too_wide.append(f"{view.name} at {width} px is {scrolled} px wide")
+                for check in (EVERY_PAGE, CHECKS.get(view.name)):
+                    if check:
+                        faults.extend(f"{view.name} at {width}: {f}" for f in page.evaluate(check))
                 page.close()
         finally:
             for context in contexts.values():
                 context.close()
     assert too_wide == []
+    assert faults == []
