@@ -204,7 +204,11 @@ CHECKS: dict[str, str] = {
   for (const o of select.options) {
     if (o.textContent.includes('+1')) faults.push('raw number: ' + o.textContent);
   }
-  if (select.scrollWidth > select.clientWidth + 1) faults.push('select cut off');
+  // A select cuts its text off without scrolling: measure the number's width in its font.
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = getComputedStyle(select).font;
+  const number = select.selectedOptions[0].textContent.split(' · ')[0];
+  if (pen.measureText(number).width > select.clientWidth - 48) faults.push('number cut off');
   const form = select.closest('form').getBoundingClientRect();
   const help = select.closest('form').nextElementSibling.getBoundingClientRect();
   if (help.top - form.bottom < 8) faults.push('help touches the button');
