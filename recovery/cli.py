@@ -1180,6 +1180,7 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
     from sqlalchemy import select
 
     from recovery.db import make_engine, make_session_factory
+    from recovery.domain.messages import waiting_words
     from recovery.models import Direction, Episode, Message, Page, Task
 
     sessions = make_session_factory(make_engine(settings.effective_database_url))
@@ -1203,7 +1204,8 @@ def show_reply_outcome(settings: Settings, sid: str) -> None:
                 .order_by(Message.id)
             )
             for message in answers:
-                click.echo(f"\n[{message.kind}, {message.status.value}] to {message.to_number}:")
+                status = waiting_words(message.status, message.error_message)
+                click.echo(f"\n[{message.kind}, {status}] to {message.to_number}:")
                 click.echo(message.body)
             if inbound.episode_id is not None:
                 episode = session.get(Episode, inbound.episode_id)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from recovery.domain.states import MessageStatus
+
 
 class MessageKind(enum.StrEnum):
     # Texts we start.
@@ -117,6 +119,21 @@ class StatusOutcome(enum.StrEnum):
     UNKNOWN = "unknown"  # no text of ours: acknowledged and ignored
     ADOPTED = "adopted"  # our text whose provider id we never recorded: recorded now
     DUPLICATE = "duplicate"  # a second provider id for one text of ours: it went out twice
+
+
+class WaitReason(enum.StrEnum):
+    """Why a RETRYING text waits when no provider refused it; kept in its error_message
+    (a provider's refusal writes its own words there)."""
+
+    SEND_RATE = "waiting for the send rate"  # its number's bucket is empty: not an attempt
+
+
+def waiting_words(status: MessageStatus, error_message: str | None) -> str:
+    """A text's status as the command line says it: a RETRYING text that only waits for
+    the send rate is not retrying anything (the provider never refused it)."""
+    if status is MessageStatus.RETRYING and error_message == WaitReason.SEND_RATE:
+        return WaitReason.SEND_RATE.value
+    return status.value
 
 
 class SuppressionReason(enum.StrEnum):

@@ -42,6 +42,7 @@ from recovery.domain.messages import (
     MessageKind,
     StatusOutcome,
     SuppressionReason,
+    WaitReason,
     segments,
 )
 from recovery.domain.phones import mask
@@ -305,6 +306,7 @@ def _wait_for_rate(
     )
     if wait > 0 and not urgent:
         message.status = move(message.status, MessageStatus.RETRYING)
+        message.error_message = WaitReason.SEND_RATE.value  # not a refusal: says why it waits
         message.attempts -= 1
         message.lease_until = None
         message.next_attempt_at = now + timedelta(seconds=wait)

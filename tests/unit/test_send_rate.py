@@ -15,7 +15,9 @@ from recovery.domain.messages import (
     URGENT_VALIDITY_S,
     DeliveryOutcome,
     MessageKind,
+    WaitReason,
     segments,
+    waiting_words,
 )
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus, Practice
@@ -178,6 +180,8 @@ def test_a_text_past_its_numbers_rate_waits_for_its_turn_and_a_page_does_not(
         assert waiting is not None
         assert waiting.status is MessageStatus.RETRYING
         assert waiting.attempts == 0  # the provider never saw it: not an attempt
+        # `recovery simulate` says it waits for the send rate, not that it is retrying.
+        assert waiting_words(waiting.status, waiting.error_message) == "waiting for the send rate"
         # The first text is two segments: the bucket is in debt until two seconds on.
         assert waiting.next_attempt_at == T0 + timedelta(seconds=2)
     assert [sms.to_number for sms in provider.sent] == ["+15125550400", "+15125550111"]
@@ -244,3 +248,9 @@ def test_a_text_in_doubt_takes_its_tokens_before_it_may_go_again(
     assert retry_at == T0 + timedelta(seconds=2)
     assert send(sessions, provider, buckets, doubtful, retry_at) is DeliveryOutcome.ACCEPTED
     assert provider.lookups == 1 and len(provider.sent) == 2
+
+
+def test_a_text_the_provider_refused_for_now_is_still_retrying() -> None:
+    assert waiting_words(MessageStatus.RETRYING, "HTTP 503 from Twilio") == "retrying"
+    assert waiting_words(MessageStatus.RETRYING, None) == "retrying"
+    assert waiting_words(MessageStatus.SENT, WaitReason.SEND_RATE) == "sent"
