@@ -193,6 +193,13 @@ def reset_second_factor(session: Session, email: str) -> User | None:
     return user
 
 
+def has_active_user(session: Session) -> bool:
+    """Whether anyone at all can sign in. While no one can (a fresh install), the sign-in
+    and landing pages say how to create the first account; once anyone can, they say
+    nothing about the accounts to a signed-out visitor."""
+    return session.scalar(select(User.id).where(User.active.is_(True)).limit(1)) is not None
+
+
 def list_users(session: Session) -> list[tuple[User, str | None]]:
     """Every user with their practice's slug (None for admins), by practice then email."""
     rows = session.execute(

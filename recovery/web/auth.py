@@ -45,6 +45,7 @@ from recovery.services.auth import (
     Viewer,
     authenticate,
     find_user,
+    has_active_user,
     load_viewer,
     normalize_email,
     record_sign_in,
@@ -320,6 +321,14 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def no_one_can_sign_in() -> bool:
+    """A fresh install, no active account yet: the landing and sign-in pages then show the
+    command that makes the first one (first_account.html). Asked only by those two pages,
+    not on every page, and it tells a visitor nothing once anyone can sign in."""
+    with runtime_of(current_app).sessions() as db:
+        return not has_active_user(db)
+
+
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
     signed_in = current_viewer()
@@ -375,7 +384,13 @@ def login() -> Any:
         if signed_in is not None:
             return redirect(_onward(next_path, signed_in))
         email = str(session.pop(SIGN_IN_AS, ""))[:300]
-        return render_template("login.html", next=next_path, email=email, error=None)
+        return render_template(
+            "login.html",
+            next=next_path,
+            email=email,
+            error=None,
+            first_account=no_one_can_sign_in(),
+        )
 
     email = request.form.get("email", "")[:300]
     password = request.form.get("password", "")[:1000]
@@ -390,7 +405,14 @@ def login() -> Any:
         runtime.throttle.failed(account, _client())
         # The same words for an unknown email, a wrong password and a deactivated user.
         error = "That email and password do not match an active account."
-        return render_template("login.html", next=next_path, email=email, error=error), 401
+        page = render_template(
+            "login.html",
+            next=next_path,
+            email=email,
+            error=error,
+            first_account=no_one_can_sign_in(),
+        )
+        return page, 401
     runtime.throttle.succeeded(account)
     if signed_in.needs_second_factor:
         _start_second_factor(signed_in, next_path)

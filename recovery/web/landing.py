@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template
 from werkzeug.wrappers import Response
 
 from recovery.web import runtime_of
-from recovery.web.auth import current_viewer, home_path, protect
+from recovery.web.auth import current_viewer, home_path, no_one_can_sign_in, protect
 
 bp = Blueprint("landing", __name__)
 protect(bp)
@@ -27,4 +27,6 @@ def home() -> Response | str:
     signed_in = current_viewer()
     if signed_in is not None:
         return redirect(home_path(signed_in))
-    return render_template("landing.html", simulator=simulator_enabled())
+    return render_template(
+        "landing.html", simulator=simulator_enabled(), first_account=no_one_can_sign_in()
+    )

@@ -158,12 +158,22 @@ def _wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) ->
     raise RuntimeError(f"gunicorn did not become healthy:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture
-def world(server: Server) -> scenario.Scenario:
-    """A fresh morning at the clinic for each test (the practices stay loaded)."""
+def _empty(server: Server) -> None:
     with server.sessions.begin() as session:
         for table in (*TABLES, "users"):
             session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our own table names
+
+
+@pytest.fixture
+def fresh_install(server: Server) -> None:
+    """The day the server was set up: the practices loaded, no account yet."""
+    _empty(server)
+
+
+@pytest.fixture
+def world(server: Server) -> scenario.Scenario:
+    """A fresh morning at the clinic for each test (the practices stay loaded)."""
+    _empty(server)
     return scenario.build(
         server.sessions,
         SmsTemplates(TEMPLATES_DIR / "sms"),

@@ -1,6 +1,7 @@
 """Every page a person sees, at a desktop's 1280 px and a phone's 390 px: the landing page,
-signing in, the simulator, the error page, and each staff, manager and admin page. Each
-must answer and fit the phone's width (nothing to scroll sideways).
+signing in (before any account exists too), the simulator, the error page, and each staff,
+manager and admin page. Each must answer and fit the phone's width (nothing to scroll
+sideways).
 
 With RECOVERY_E2E_SHOTS set (`make gallery` sets var/gallery) it also writes one full-page
 PNG per page and width, named <page>-<width>.png: the gallery to look at before a release.
@@ -100,6 +101,13 @@ def extras(server: Server, world: scenario.Scenario) -> Extras:
         return Extras(unclear_episode=unclear.episode_id, drill=started.drill.id)
 
 
+def at_width(browser: Browser, size: dict[str, int]) -> BrowserContext:
+    phone = size == PHONE
+    return browser.new_context(
+        viewport=size, device_scale_factor=2 if phone else 1, is_mobile=phone
+    )
+
+
 def signed_in(
     browser: Browser,
     base_url: str,
@@ -108,10 +116,7 @@ def signed_in(
     size: dict[str, int],
     n: int,
 ) -> BrowserContext:
-    phone = size == PHONE
-    context = browser.new_context(
-        viewport=size, device_scale_factor=2 if phone else 1, is_mobile=phone
-    )
+    context = at_width(browser, size)
     if who is None:
         return context
     email = {
@@ -256,3 +261,28 @@ def test_every_page_answers_and_fits_a_phone(
                 context.close()
     assert too_wide == []
     assert faults == []
+
+
+def test_a_fresh_installs_first_account_command_fits_a_phone(
+    server: Server, fresh_install: None, browser: Browser
+) -> None:
+    # Before any account exists the landing and sign-in pages show an 80-character command:
+    # it must wrap, not make the phone scroll sideways (the test above has staff already).
+    too_wide: list[str] = []
+    for width, size in WIDTHS.items():
+        context = at_width(browser, size)
+        try:
+            for name, path in (("landing-fresh-install", "/"), ("sign-in-fresh-install", "/login")):
+                page = context.new_page()
+                page.goto(server.base_url + path)
+                expect(page.get_by_text("No one can sign in yet.")).to_be_visible()
+                shot(page, f"{name}-{width}")
+                scrolled = page.evaluate("document.scrollingElement.scrollWidth")
+                command = page.locator(".first-account .command")
+                inside = command.evaluate("el => el.scrollWidth - el.clientWidth")
+                if scrolled > size["width"] or inside > 0:
+                    too_wide.append(f"{name} at {width} px: page {scrolled} px, command {inside}")
+                page.close()
+        finally:
+            context.close()
+    assert too_wide == []

@@ -4,6 +4,7 @@ error pages, a form posted after the session expired, and the phone simulator.""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,69 @@ def test_a_signed_in_user_going_to_the_front_door_lands_on_their_queue(
     response = client.get("/")
 
     assert response.status_code == 302 and response.headers["Location"] == "/tasks"
+
+
+# --- a fresh install's first account -----------------------------------------------------
+
+FIRST_ACCOUNT = "Create the first account on the server:"
+COMMAND = '.venv/bin/recovery users add you@example.com --name "Your Name" --role admin'
+
+
+def add_user(sessions: sessionmaker[Session], *, active: bool = True) -> None:
+    from recovery.models import Role
+    from recovery.services.auth import create_user
+
+    with sessions.begin() as session:
+        user = create_user(
+            session,
+            email="it@clinic.example",
+            name="Sam IT",
+            password=scenario.PASSWORD,
+            role=Role.ADMIN,
+            practice_slug=None,
+        )
+        user.active = active
+
+
+@pytest.mark.parametrize("path", ["/", "/login"])
+def test_a_fresh_install_says_how_to_create_the_first_account(
+    client: FlaskClient, path: str
+) -> None:
+    page = text_of(client.get(path))
+
+    assert "No one can sign in yet." in page and FIRST_ACCOUNT in page
+    command = page.split('<code class="command">')[1].split("</code>")[0]
+    assert re.sub(r"<[^>]+>", "", command) == COMMAND  # what a click selects to copy
+    assert "An admin sees all practices" in page and "--practice <slug>" in page
+
+
+@pytest.mark.parametrize("path", ["/", "/login"])
+def test_once_anyone_can_sign_in_the_pages_say_nothing_about_accounts(
+    client: FlaskClient, sessions: sessionmaker[Session], path: str
+) -> None:
+    add_user(sessions)
+
+    page = text_of(client.get(path))
+
+    assert "No one can sign in yet" not in page and "users add" not in page
+
+
+def test_a_deactivated_account_alone_still_leaves_no_one_able_to_sign_in(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    add_user(sessions, active=False)
+
+    assert FIRST_ACCOUNT in text_of(client.get("/login"))
+
+
+def test_a_failed_sign_in_on_a_fresh_install_shows_the_command_too(client: FlaskClient) -> None:
+    response = client.post(
+        "/login",
+        data={"email": "it@clinic.example", "password": "guess", "csrf_token": csrf(client)},
+    )
+
+    assert response.status_code == 401
+    assert FIRST_ACCOUNT in text_of(response)
 
 
 # --- a form posted after the session expired ---------------------------------------------
