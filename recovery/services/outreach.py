@@ -176,16 +176,16 @@ def deliver(
             return DeliveryResult(message_id, DeliveryOutcome.NOT_CLAIMED)
         # The send chokepoint: whatever queued this text, an opted-out number never gets it.
         # STOP is consent to texts: a voice page still rings (it is no text).
-        if (
+        opted_out = (
             message.kind not in OPT_OUT_EXEMPT_KINDS
             and not message.kind.is_call
             and is_opted_out(session, message.practice_id, message.to_number)
-        ):
-            message.status = move(message.status, MessageStatus.SUPPRESSED)
-            message.error_message = SuppressionReason.OPTED_OUT.value
-            message.status_updated_at = now
-            paging.page_text_unreached(session, message, now)
+        )
+        if opted_out and message.in_doubt_since is None:
+            _suppress_opted_out(session, message, now)
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
+        # A text in doubt to a number that opted out since may have reached them before
+        # the STOP: the provider is asked below, and it is recorded if it went, else held.
         # A text in doubt was counted when it was first claimed, and may be out already.
         if message.in_doubt_since is None and over_cap(session, message, policy.caps, now):
             message.status = move(message.status, MessageStatus.SUPPRESSED)
@@ -220,7 +220,7 @@ def deliver(
         else:
             # A text in doubt takes its tokens again: it may turn out not to have gone, and
             # then it goes now (a reconciled text wastes them: slower, never faster).
-            if buckets is not None:
+            if buckets is not None and not opted_out:
                 wait = _wait_for_rate(session, buckets, message, body, now, urgent)
                 if wait > 0 and not urgent:
                     return DeliveryResult(message_id, DeliveryOutcome.THROTTLED, wait_s=wait)
@@ -252,6 +252,8 @@ def deliver(
                     sid = already_called(sessions, provider, outbound, in_doubt_since)
                 else:
                     sid = already_sent(sessions, provider, outbound, in_doubt_since)
+                if sid is None and opted_out:
+                    return _suppress_unsent(sessions, message_id, clock())
                 if sid is None and keeper is not None:
                     keeper.renew_now()  # the lookup took some of the lease; the send needs it
             if sid is None:
@@ -285,6 +287,27 @@ def deliver(
             "message %s to %s accepted by %s", message_id, mask(outbound.to_number), provider.name
         )
     return DeliveryResult(message_id, outcome, duplicate=duplicate, time_to_first_text_ms=ttft_ms)
+
+
+def _suppress_opted_out(session: Session, message: Message, now: datetime) -> None:
+    message.status = move(message.status, MessageStatus.SUPPRESSED)
+    message.error_message = SuppressionReason.OPTED_OUT.value
+    message.status_updated_at = now
+    message.lease_until = None
+    paging.page_text_unreached(session, message, now)
+
+
+def _suppress_unsent(
+    sessions: sessionmaker[Session], message_id: int, now: datetime
+) -> DeliveryResult:
+    """A text in doubt that the provider never had, to a number that opted out since."""
+    with sessions.begin() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or message.status is not MessageStatus.SENDING:
+            return DeliveryResult(message_id, DeliveryOutcome.NOT_CLAIMED)  # no longer ours
+        _suppress_opted_out(session, message, now)
+    log.info("message %s: opted out while in doubt, never sent: held", message_id)
+    return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
 
 
 def _wait_for_rate(

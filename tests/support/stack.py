@@ -190,15 +190,17 @@ class Stack:
                         self._spawn(name, self._argv[name])
 
     def wait_worker_ready(self, timeout: float, name: str = "worker") -> None:
-        """Celery logs "ready." once it consumes; tests start only then."""
+        """Celery logs "ready." once it consumes; tests start only then. A restarted
+        worker appends to the same log: it is ready once every start of it said so."""
         if name not in self.processes:
             return
         deadline = time.monotonic() + timeout
         path = self.config.var_dir / f"{name}.log"
         while time.monotonic() < deadline:
+            starts = self.restarts.get(name, 0) + 1
             # The whole log, not its tail: on a busy machine "Discarding revoked task" lines
             # for the periodic jobs that expired meanwhile pushed "ready." out of the tail.
-            if path.exists() and " ready." in path.read_text(errors="replace"):
+            if path.exists() and path.read_text(errors="replace").count(" ready.") >= starts:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{name} did not become ready:\n{self.log(name)}")

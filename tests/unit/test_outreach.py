@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from recovery.db import session_scope
-from recovery.domain.messages import MessageKind, StatusOutcome
+from recovery.domain.messages import MessageKind, StatusOutcome, SuppressionReason
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Episode, Message, MessageStatus, OptOut
 from recovery.services import outreach
@@ -290,6 +290,53 @@ def test_number_opted_out_after_queueing_is_suppressed_without_calling_the_provi
     message = load(sessions, message_id)
     assert message.status is MessageStatus.SUPPRESSED
     assert message.provider_sid is None
+    assert due(sessions, T0 + timedelta(days=1)) == []
+
+
+def _in_doubt_then_opted_out(
+    sessions: sessionmaker[Session], templates: SmsTemplates, provider: FakeProvider
+) -> int:
+    """A text whose send timed out (it may have left), then the patient's STOP."""
+    message_id = queue_text(sessions, templates)
+    assert send(sessions, provider, message_id, Clock(T0)) == "retry"
+    practice_id = load(sessions, message_id).practice_id
+    with session_scope(sessions) as session:
+        session.add(
+            OptOut(practice_id=practice_id, phone=CALLER, opted_out_at=T0 + timedelta(seconds=2))
+        )
+    return message_id
+
+
+def test_a_text_in_doubt_that_reached_them_before_their_stop_is_recorded_not_suppressed(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    # The provider carried out the timed-out request: the patient has the text, and
+    # replied STOP to it. What left is recorded under its id, not called suppressed.
+    provider = FakeProvider(SendError("read timeout", permanent=False, in_doubt=True))
+    message_id = _in_doubt_then_opted_out(sessions, templates, provider)
+    retry_at = load(sessions, message_id).next_attempt_at
+
+    assert send(sessions, provider, message_id, Clock(retry_at)) == "reconciled"
+    assert len(provider.sent) == 1
+    message = load(sessions, message_id)
+    assert (message.status, message.provider_sid) == (MessageStatus.ACCEPTED, f"SM{1:032d}")
+
+
+def test_a_text_in_doubt_that_never_left_is_held_once_they_opted_out(
+    sessions: sessionmaker[Session], templates: SmsTemplates
+) -> None:
+    provider = FakeProvider(SendError("read timeout", permanent=False, in_doubt=True))
+    message_id = _in_doubt_then_opted_out(sessions, templates, provider)
+    provider.sent.clear()
+    provider.remote.clear()  # the provider never had it after all
+    retry_at = load(sessions, message_id).next_attempt_at
+
+    assert send(sessions, provider, message_id, Clock(retry_at)) == "suppressed"
+    assert provider.lookups == 1
+    assert provider.sent == []
+    message = load(sessions, message_id)
+    assert (message.status, message.provider_sid) == (MessageStatus.SUPPRESSED, None)
+    assert message.error_message == SuppressionReason.OPTED_OUT.value
     assert due(sessions, T0 + timedelta(days=1)) == []
 
 
