@@ -94,7 +94,7 @@ def test_simulator_call_text_reply_and_the_task_in_the_staff_tab(
     try:
         landing = staff_ctx.new_page()
         landing.goto(base + "/")
-        expect(landing.get_by_role("link", name="Try it with the phone simulator")).to_be_visible()
+        expect(landing.get_by_role("link", name="Try the phone simulator")).to_be_visible()
         shot(landing, "landing-desktop")
 
         sim = phone_ctx.new_page()

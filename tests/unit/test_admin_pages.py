@@ -201,6 +201,24 @@ def test_roster_edit_reorders_adds_and_removes_and_the_file_no_longer_overrides_
         assert len(edits) == 2 and "+1512" not in edits[0].detail
 
 
+def test_roster_shows_numbers_as_people_write_them_and_saving_them_keeps_e164(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    token = sign_in(client, MANAGER)
+    html = client.get("/admin/roster").get_data(as_text=True)
+    shown = re.findall(r'name="phone" value="([^"]*)"', html)
+    assert shown[:2] == ["(512) 555-0111", "(512) 555-0112"]
+
+    # Saved as shown: the numbers stay what they were.
+    client.post(
+        "/admin/roster",
+        data={"csrf_token": token, "name": ["Dr. Rivera", "Nurse Lee", ""], "phone": shown},
+    )
+    with sessions() as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        assert [p["phone"] for p in valley.on_call] == ["+15125550111", "+15125550112"]
+
+
 def test_roster_refuses_an_empty_list_and_a_bad_number(
     client: FlaskClient, world: Scenario
 ) -> None:
