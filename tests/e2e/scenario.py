@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
 from recovery.crypto import PhiCipher
-from recovery.db import session_scope
+from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.models import Page, Practice, Role, Task, TaskQueue, User
+from recovery.models import Page, Practice, Role, SavedReply, Task, TaskQueue, User
 from recovery.services.auth import SECOND_FACTOR_ROLES
 from recovery.services.replies import handle_reply, record_inbound
 from tests.support.factories import missed_call
@@ -111,6 +111,22 @@ def add_manager(sessions: sessionmaker[Session], users: Users, email: str) -> No
                 practice_id=valley.id,
                 active=True,
                 totp_secret=ada.totp_secret,  # managers sign in with a code too
+            )
+        )
+
+
+def add_saved_reply(sessions: sessionmaker[Session]) -> None:
+    """Valley Family's one saved reply, "Please call us", as a manager would add it."""
+    with session_scope(sessions) as session:
+        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
+        session.add(
+            SavedReply(
+                practice_id=valley.id,
+                title="Please call us",
+                body="{{ practice_name }}: we tried to reach you. "
+                "Please call {{ practice_phone }}.",
+                active=True,
+                created_at=utcnow(),
             )
         )
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
-from recovery.models import Message, MessageStatus, OptOut, Practice, SavedReply
+from recovery.models import Message, MessageStatus, OptOut, Practice
 from tests.conftest import PHI_KEY
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
@@ -20,18 +20,7 @@ WORDS = "Hi, this is Dana at Valley Family. I can call you at 3 about your state
 
 
 def _saved_reply(server: Server) -> None:
-    with session_scope(server.sessions) as session:
-        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
-        session.add(
-            SavedReply(
-                practice_id=valley.id,
-                title="Please call us",
-                body="{{ practice_name }}: we tried to reach you. "
-                "Please call {{ practice_phone }}.",
-                active=True,
-                created_at=utcnow(),
-            )
-        )
+    scenario.add_saved_reply(server.sessions)
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from recovery.config import TEMPLATES_DIR
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.models import Practice, SavedReply, Task
+from recovery.models import Practice, Task
 from recovery.services import drills
 from tests.e2e import scenario
 from tests.e2e.conftest import DESKTOP, PHONE, Server, shot, sign_in
@@ -79,18 +79,9 @@ def views(world: scenario.Scenario, extras: Extras) -> list[View]:
 @pytest.fixture
 def extras(server: Server, world: scenario.Scenario) -> Extras:
     scenario.add_manager(server.sessions, world.users, MANAGER)
+    scenario.add_saved_reply(server.sessions)
     with session_scope(server.sessions) as session:
         valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
-        session.add(
-            SavedReply(
-                practice_id=valley.id,
-                title="Please call us",
-                body="{{ practice_name }}: we tried to reach you. "
-                "Please call {{ practice_phone }}.",
-                active=True,
-                created_at=utcnow(),
-            )
-        )
         started = drills.start_drill(
             session, SmsTemplates(TEMPLATES_DIR / "sms"), valley, started_by="Pat Kim", now=utcnow()
         )

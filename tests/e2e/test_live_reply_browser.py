@@ -12,9 +12,8 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
-from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
-from recovery.models import AuditEvent, Message, Practice, SavedReply
+from recovery.models import AuditEvent, Message
 from tests.conftest import load_form, twilio_signature
 from tests.e2e import scenario
 from tests.e2e.conftest import DESKTOP, Live, shot, sign_in
@@ -57,18 +56,7 @@ def report_delivered(live: Live, sent: RecordedRequest) -> None:
 def test_a_typed_reply_and_a_saved_reply_reach_the_patient_from_the_line_they_called(
     live: Live, live_world: scenario.Scenario, desktop: Page
 ) -> None:
-    with session_scope(live.sessions) as session:
-        valley = session.scalars(select(Practice).where(Practice.slug == "valley-family")).one()
-        session.add(
-            SavedReply(
-                practice_id=valley.id,
-                title="Please call us",
-                body="{{ practice_name }}: we tried to reach you. "
-                "Please call {{ practice_phone }}.",
-                active=True,
-                created_at=utcnow(),
-            )
-        )
+    scenario.add_saved_reply(live.sessions)
     page = desktop
     conversation = f"{live.base_url}/episodes/{live_world.billing_episode_id}"
     page.goto(conversation)
