@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from recovery.crypto import PhiCipher
+from recovery.domain.messages import MessageKind
 from recovery.models import CallEvent, Direction, Message, MessageStatus, Practice, PracticeNumber
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,19 @@ def thread(
     bubbles = []
     for m in reversed(rows):
         if m.direction is Direction.INBOUND:
-            try:
-                text = cipher.decrypt(m.body_ciphertext or "")
-            except ValueError:
-                text = "(cannot be decrypted with the current key)"
+            text = _words(cipher, m)
             bubbles.append(Bubble(m.id, m.created_at.astimezone(zone), True, text, "", m.kind))
         elif m.status in RECEIVED_BY_THE_PHONE:
+            # What staff wrote may hold PHI, so it is kept encrypted like the patient's
+            # words and its body is "": the phone shows what the provider was given.
+            text = _words(cipher, m) if m.kind is MessageKind.STAFF_REPLY else m.body
             status = m.status.value
-            bubbles.append(
-                Bubble(m.id, m.created_at.astimezone(zone), False, m.body, status, m.kind)
-            )
+            bubbles.append(Bubble(m.id, m.created_at.astimezone(zone), False, text, status, m.kind))
     return bubbles
+
+
+def _words(cipher: PhiCipher, message: Message) -> str:
+    try:
+        return cipher.decrypt(message.body_ciphertext or "")
+    except ValueError:
+        return "(cannot be decrypted with the current key)"

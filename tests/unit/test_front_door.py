@@ -328,6 +328,40 @@ def test_simulator_thread_shows_what_reached_the_phone_and_what_it_sent(
     assert "my bill is wrong" in fragment and "still queued" not in fragment
 
 
+def test_simulator_thread_shows_what_the_front_desk_wrote(
+    client: FlaskClient, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # A staff reply's words are kept only encrypted (its body is ""): the patient's phone
+    # showed an empty bubble with a time, and the reply never seemed to arrive.
+    cipher = PhiCipher.from_settings(settings)
+    with sessions.begin() as session:
+        line = next(ln for ln in simulator.practice_lines(session) if ln.number == LINE)
+        session.add(
+            Message(
+                practice_id=1,
+                created_at=utcnow(),
+                kind="staff_reply",
+                direction=Direction.OUTBOUND,
+                from_number=LINE,
+                to_number="+15125550133",
+                body="",
+                body_ciphertext=cipher.encrypt("Were you calling about Tuesday?"),
+                status=MessageStatus.ACCEPTED,
+            )
+        )
+
+    with sessions() as session:
+        bubbles = simulator.thread(session, cipher, line, "+15125550133")
+    fragment = html.unescape(
+        client.get("/simulator/thread?line=%2B15125550100&phone=%2B15125550133").get_data(
+            as_text=True
+        )
+    )
+
+    assert [(b.mine, b.text) for b in bubbles] == [(False, "Were you calling about Tuesday?")]
+    assert "Were you calling about Tuesday?" in fragment
+
+
 def test_simulator_pages_may_run_our_own_script_and_no_other(client: FlaskClient) -> None:
     policy = client.get("/simulator").headers["Content-Security-Policy"]
 
