@@ -8,6 +8,7 @@ Twilio), so what the visitor sees is what a patient would get.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from flask import (
@@ -20,6 +21,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from recovery import simulation
@@ -38,6 +40,28 @@ bp.after_request(allow_own_scripts)
 protect(bp)
 
 DEFAULT_PHONE = "+15125550199"
+# A link in a text, as a phone's messages app finds it: up to the next space, without the
+# sentence's own full stop or bracket after it.
+_LINK = re.compile(r"https?://[^\s<>\"']+")
+_TRAILING = ".,;:!?)"
+
+
+@bp.app_template_filter("links")
+def links(text: str) -> Markup:
+    """The text, escaped, with its links tappable: the page link in a clinician's page,
+    the booking link, the set-password link. A new tab, as a phone leaves its messages,
+    and no Referer (the simulator's address holds the phone number)."""
+    out: list[str] = []
+    last = 0
+    for found in _LINK.finditer(text):
+        url = found.group(0).rstrip(_TRAILING)
+        out.append(escape(text[last : found.start()]))
+        out.append(
+            Markup('<a href="{0}" target="_blank" rel="noopener noreferrer">{0}</a>').format(url)
+        )
+        last = found.start() + len(url)
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 @bp.before_request

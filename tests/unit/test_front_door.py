@@ -362,6 +362,36 @@ def test_simulator_thread_shows_what_the_front_desk_wrote(
     assert "Were you calling about Tuesday?" in fragment
 
 
+def test_a_link_in_a_text_on_the_simulated_phone_can_be_tapped(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    # A clinician's page holds the page link, a BOOK answer the booking link: as plain
+    # text they had to be copied out of the bubble into the address bar.
+    with sessions.begin() as session:
+        session.add(
+            Message(
+                practice_id=1,
+                created_at=utcnow(),
+                kind="page",
+                direction=Direction.OUTBOUND,
+                from_number=LINE,
+                to_number="+15125550133",
+                body="Ref 8930. <b>Details</b> (login): http://127.0.0.1:5000/p/8930.",
+                status=MessageStatus.ACCEPTED,
+            )
+        )
+
+    fragment = client.get("/simulator/thread?line=%2B15125550100&phone=%2B15125550133").get_data(
+        as_text=True
+    )
+
+    assert (
+        '<a href="http://127.0.0.1:5000/p/8930" target="_blank" rel="noopener noreferrer">'
+        "http://127.0.0.1:5000/p/8930</a>." in fragment
+    )
+    assert "&lt;b&gt;Details&lt;/b&gt;" in fragment and "<b>" not in fragment
+
+
 def test_simulator_pages_may_run_our_own_script_and_no_other(client: FlaskClient) -> None:
     policy = client.get("/simulator").headers["Content-Security-Policy"]
 
