@@ -3,6 +3,7 @@ the window, once, and only while nothing else has moved the task or the call on.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, timedelta
 
 import pytest
@@ -74,6 +75,9 @@ def test_undo_of_complete_puts_an_open_task_back_and_reopens_the_call_it_resolve
 
     board = text_of(client.get("/tasks"))
     assert "You completed" in board and f'action="/undo/{action.id}"' in board
+    # The number reads in its own brackets, (512) 555-0188: not inside another pair.
+    said = re.search(r"You completed (.*?) at ", re.sub(r"<[^>]+>", "", board))
+    assert said is not None and said.group(1) == "Billing question for (512) 555-0188"
 
     response = client.post(f"/undo/{action.id}", data={"csrf_token": token, "next": "/tasks"})
 
