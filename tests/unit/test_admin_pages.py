@@ -75,6 +75,8 @@ def test_manager_invites_a_user_who_sets_a_password_once_and_signs_in(
     with sessions() as session:
         texted = session.scalars(select(Message).where(Message.kind == "invite")).one()
     assert texted.to_number == "+15125550177" and link.group(1) in texted.body
+    # The number as the manager typed it and reads it everywhere else, not E.164.
+    assert "Also texted to (512) 555-0177." in re.sub(r"<[^>]+>", "", text_of(page))
     assert dispatcher.sent[-1] == texted.id
 
     other = client.application.test_client()
