@@ -13,6 +13,7 @@ practice's wall clock) is recovery.web.presenters'.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -454,6 +455,57 @@ def _text_fact(
     else:
         name = None if patient else names.get(number)
     return TextFact(m.created_at, inbound, patient, m.kind, m.status, m.intent, body, number, name)
+
+
+def episode_version(session: Session, viewer: Viewer, episode_id: int) -> str:
+    """A digest of what the conversation page's timeline shows, to answer its live poll
+    "nothing new": the same thread as view_episode, read without a word decrypted and
+    without an audit row (a poll is not a view; what it then shows is one)."""
+    episode = session.get(Episode, episode_id)
+    if episode is None:
+        raise NotFound
+    practice_of(session, viewer, episode.practice_id)
+    thread = _thread(session, episode)
+    ids = [e.id for e in thread]
+    messages = session.execute(
+        select(Message.id, Message.status, Message.episode_id)
+        .where(Message.episode_id.in_(ids))
+        .order_by(Message.id)
+    ).all()
+    tasks = session.execute(
+        select(
+            Task.id,
+            Task.status,
+            Task.queue,
+            Task.claimed_by,
+            Task.assigned_to,
+            Task.completed_at,
+            Task.patient_replied_at,
+        )
+        .where(Task.episode_id.in_(ids))
+        .order_by(Task.id)
+    ).all()
+    pages = session.execute(
+        select(Page.id, Page.status, Page.round, Page.acknowledged_at)
+        .where(Page.episode_id.in_(ids))
+        .order_by(Page.id)
+    ).all()
+    calls = session.scalars(
+        select(CallEvent.id).where(CallEvent.episode_id.in_(ids)).order_by(CallEvent.id)
+    ).all()
+    episodes = [(e.id, e.status, e.outcome) for e in thread]
+    digest = hashlib.sha256(
+        repr(
+            (
+                episodes,
+                [tuple(r) for r in messages],
+                [tuple(r) for r in tasks],
+                [tuple(r) for r in pages],
+                calls,
+            )
+        ).encode()
+    )
+    return digest.hexdigest()[:16]
 
 
 def view_episode(

@@ -318,11 +318,13 @@ def episode(episode_id: int) -> str:
     return _episode_page(episode_id)
 
 
-def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | None = None) -> Any:
+def _episode(episode_id: int, now: datetime) -> tuple[presenters.EpisodeView, str]:
+    """The conversation as the page shows it, and the version its live poll starts from
+    (read first: a change in between is shown by the next poll, never missed)."""
     runtime = runtime_of(current_app)
-    now = utcnow()
     try:
         with session_scope(runtime.sessions) as session:
+            version = staff.episode_version(session, viewer(), episode_id)
             detail = staff.view_episode(
                 session,
                 runtime.cipher,
@@ -333,16 +335,44 @@ def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | N
             )
     except staff.NotFound as exc:
         refuse(exc)
+    return presenters.episode_view(detail, now=now), version
+
+
+def _episode_page(episode_id: int, *, reply_text: str = "", reply_error: str | None = None) -> Any:
+    now = utcnow()
+    episode, version = _episode(episode_id, now)
     page = render_template(
         "episode.html",
         nav="episodes",
-        episode=presenters.episode_view(detail, now=now),
+        episode=episode,
         now=now,
         reply_text=reply_text,
         reply_error=reply_error,
         max_reply=MAX_STAFF_REPLY,
+        live_version=version,
     )
     return (page, 400) if reply_error else page
+
+
+@bp.get("/episodes/<int:episode_id>/live")
+@login_required
+def episode_live(episode_id: int) -> Any:
+    """What the conversation page polls: 204 while its timeline would read the same (no
+    audit row, no decryption), else the timeline again: the patient's answer lands
+    without a reload."""
+    known = request.headers.get("X-Live-Version")
+    if known:
+        try:
+            with session_scope(runtime_of(current_app).sessions) as session:
+                version = staff.episode_version(session, viewer(), episode_id)
+        except staff.NotFound as exc:
+            refuse(exc)
+        if version == known:
+            return Response(status=204)
+    now = utcnow()
+    episode, version = _episode(episode_id, now)
+    fragment = render_template("episode_timeline.html", episode=episode, now=now)
+    return Response(fragment, mimetype="text/html", headers={"X-Live-Version": version})
 
 
 @bp.post("/episodes/<int:episode_id>/reply")

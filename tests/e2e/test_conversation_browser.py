@@ -6,10 +6,13 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from recovery.config import TEMPLATES_DIR
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
+from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus, OptOut, Practice
+from recovery.services.replies import handle_reply, record_inbound
 from tests.conftest import PHI_KEY
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
@@ -56,6 +59,48 @@ def test_front_desk_replies_to_the_patient_and_sees_it_in_the_thread(
         sent = session.scalars(select(Message).where(Message.kind == MessageKind.STAFF_REPLY)).one()
     assert sent.status is MessageStatus.PENDING and sent.to_number == scenario.BILLING_CALLER
     assert PhiCipher([PHI_KEY]).decrypt(sent.body_ciphertext or "") == WORDS
+    if device == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_the_patients_answer_lands_in_the_open_conversation_without_a_reload(
+    server: Server, world: scenario.Scenario, device: str, request: pytest.FixtureRequest
+) -> None:
+    page: Page = request.getfixturevalue(device)
+    page.goto(f"{server.base_url}/episodes/{world.billing_episode_id}")
+    sign_in(page, world.users.desk)
+    box = page.get_by_role("textbox", name="Reply to patient")
+    box.fill("Half a reply")  # being written while the answer arrives
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+
+    now = utcnow()
+    with session_scope(server.sessions) as session:
+        cipher = PhiCipher([PHI_KEY])
+        stored = record_inbound(
+            session,
+            cipher,
+            provider_sid="SMlive-answer",
+            from_raw=scenario.BILLING_CALLER,
+            to_raw=scenario.LINE,
+            body="After 3 works for me",
+            now=now,
+        )
+        assert stored.message_id is not None
+        handle_reply(
+            session,
+            SmsTemplates(TEMPLATES_DIR / "sms"),
+            cipher,
+            stored.message_id,
+            now=now,
+            public_base_url=scenario.BASE_URL,
+        )
+
+    entry = page.locator(".entry-text_in").last
+    expect(entry).to_contain_text("After 3 works for me", timeout=15_000)
+    assert page.evaluate("window.__same_page") is True
+    expect(box).to_have_value("Half a reply")
+    shot(page, f"conversation-live-answer-{device}")
     if device == "phone":
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 

@@ -4,6 +4,7 @@ understood" task that must not count as resolved when nobody reached the patient
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -336,3 +337,51 @@ def test_an_unclear_task_resolves_once_staff_texted_the_patient(
     client.post(f"/tasks/{world.unclear_task_id}/complete", data={"csrf_token": token})
 
     assert _unclear_episode(sessions, world).outcome is EpisodeOutcome.RESOLVED
+
+
+def test_the_conversation_page_polls_and_the_patients_answer_arrives_without_a_reload(
+    client: FlaskClient,
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+) -> None:
+    # The front desk answered from the conversation and waited: the patient's answer was
+    # in the simulator and on the queue ("Patient replied"), but the conversation showed it
+    # only after a reload.
+    sign_in(client, world.users.desk)
+    page = client.get(f"/episodes/{world.billing_episode_id}").get_data(as_text=True)
+    live = re.search(r'data-live-url="([^"]+)" data-live-version="(\w+)"', page)
+    assert live is not None and live.group(1) == f"/episodes/{world.billing_episode_id}/live"
+    url, version = live.groups()
+
+    def views() -> int:
+        with sessions() as session:
+            return len(
+                session.scalars(select(AuditEvent).where(AuditEvent.action == "view_episode")).all()
+            )
+
+    seen = views()
+    quiet = client.get(url, headers={"X-Live-Version": version, "X-Requested-With": "live"})
+    assert quiet.status_code == 204 and views() == seen  # nothing new: nothing read
+
+    patient_writes(sessions, templates, cipher, scenario.BILLING_CALLER, "after 3 works for me")
+    news = client.get(url, headers={"X-Live-Version": version, "X-Requested-With": "live"})
+
+    assert news.status_code == 200 and views() == seen + 1  # what it shows is a view
+    assert "after 3 works for me" in text_of(news)
+    assert news.headers["X-Live-Version"] not in ("", version)
+    again = client.get(
+        url, headers={"X-Live-Version": news.headers["X-Live-Version"], "X-Requested-With": "live"}
+    )
+    assert again.status_code == 204
+
+
+def test_another_practice_cannot_poll_a_conversation(client: FlaskClient, world: Scenario) -> None:
+    sign_in(client, world.users.other)
+
+    response = client.get(
+        f"/episodes/{world.billing_episode_id}/live", headers={"X-Live-Version": "x"}
+    )
+
+    assert response.status_code == 404
