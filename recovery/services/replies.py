@@ -391,12 +391,28 @@ class Router:
 
     def unclear(self) -> None:
         self.result.intent = "unknown"
+        if self.talking_with_a_person():
+            # What the patient writes back answers the person who texted them (their task
+            # says "Patient replied"), not a menu they failed: the menu again, or "someone
+            # will get back to you", read as a robot cutting into the conversation.
+            return
         self.episode.unclear_replies += 1
         if self.episode.unclear_replies == 1:
             self.reply(MessageKind.REPROMPT)
         elif self.episode.unclear_replies == 2:
             self.front_desk_task(TaskReason.UNCLEAR)
         # A third unclear reply already has a person assigned: no more automated texts.
+
+    def talking_with_a_person(self) -> bool:
+        """Someone at the practice has texted this patient and their task is still open."""
+        if not conversation.answered(self.session, {self.episode.id}):
+            return False
+        open_task = self.session.scalar(
+            select(Task.id)
+            .where(Task.episode_id == self.episode.id, Task.status.in_(TASK_UNDONE))
+            .limit(1)
+        )
+        return open_task is not None
 
     def front_desk_task(self, reason: TaskReason) -> None:
         hours = self.practice.business_hours()

@@ -385,3 +385,54 @@ def test_another_practice_cannot_poll_a_conversation(client: FlaskClient, world:
     )
 
     assert response.status_code == 404
+
+
+def test_an_answer_the_menu_does_not_understand_goes_to_the_person_who_texted(
+    client: FlaskClient,
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+) -> None:
+    # The front desk asked "is now a good time to call about your bill?" and the patient's
+    # "yes call me after lunch" got "sorry, we didn't catch that. Please reply with a
+    # number: 1 BOOK ..." from the practice's line.
+    token = sign_in(client, world.users.desk)
+    client.post(
+        f"/episodes/{world.billing_episode_id}/reply", data={"csrf_token": token, "text": WORDS}
+    )
+
+    answer = patient_writes(
+        sessions, templates, cipher, scenario.BILLING_CALLER, "yes call me after lunch"
+    )
+
+    assert answer.intent == "unknown" and answer.episode_id == world.billing_episode_id
+    with sessions() as session:
+        after = session.scalars(
+            select(Message).where(
+                Message.episode_id == world.billing_episode_id, Message.id > answer.id
+            )
+        ).all()
+        task = session.get(Task, world.billing_task_id)
+    assert after == []  # no menu, no hand-off text: the person answers
+    assert task is not None and task.patient_replied_at is not None
+    assert "Patient replied" in text_of(client.get("/tasks"))
+
+
+def test_with_nobody_talking_to_the_patient_an_unclear_reply_still_gets_the_menu(
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+) -> None:
+    answer = patient_writes(
+        sessions, templates, cipher, scenario.BILLING_CALLER, "yes call me after lunch"
+    )
+
+    with sessions() as session:
+        kinds = session.scalars(
+            select(Message.kind).where(
+                Message.episode_id == world.billing_episode_id, Message.id > answer.id
+            )
+        ).all()
+    assert kinds == [MessageKind.REPROMPT]
