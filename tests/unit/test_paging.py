@@ -161,7 +161,7 @@ def test_start_page_texts_the_first_on_call_a_code_and_a_link_and_no_patient_dat
     # Only the practice, the code and the link: the patient's number and words stay behind
     # the login.
     assert text.body == (
-        "URGENT Valley Family Clinic: a patient replied URGENT to a missed-call text. "
+        "URGENT Valley Family Clinic: a patient's reply to a missed-call text is urgent. "
         f"Ref {page.code}. Reply ACK {page.code} to take it. "
         f"Details (login): {BASE_URL}/p/{page.code}"
     )
