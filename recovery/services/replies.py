@@ -332,6 +332,10 @@ class Router:
                 OptOut.opted_in_at.is_(None),
             )
         ).first()
+        if opt_out is None and self.talking_with_a_person():
+            # Never opted out, and someone asked them a question ("reply YES or NO"): YES
+            # answers that person, it is no re-subscription to confirm.
+            return
         if opt_out is not None:
             opt_out.opted_in_at = self.now
         self.session.flush()

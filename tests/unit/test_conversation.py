@@ -436,3 +436,31 @@ def test_with_nobody_talking_to_the_patient_an_unclear_reply_still_gets_the_menu
             )
         ).all()
     assert kinds == [MessageKind.REPROMPT]
+
+
+def test_yes_to_the_front_desks_question_is_an_answer_not_a_re_subscription(
+    client: FlaskClient,
+    world: Scenario,
+    sessions: sessionmaker[Session],
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+) -> None:
+    # "Were you calling about your Tuesday visit? Reply YES or NO." got, for YES, "you are
+    # subscribed again" from a patient who had never opted out.
+    token = sign_in(client, world.users.desk)
+    client.post(
+        f"/episodes/{world.billing_episode_id}/reply",
+        data={"csrf_token": token, "text": "Is this about your statement? Reply YES or NO."},
+    )
+
+    answer = patient_writes(sessions, templates, cipher, scenario.BILLING_CALLER, "YES")
+
+    with sessions() as session:
+        after = session.scalars(
+            select(Message.kind).where(
+                Message.episode_id == world.billing_episode_id, Message.id > answer.id
+            )
+        ).all()
+        task = session.get(Task, world.billing_task_id)
+    assert after == []
+    assert task is not None and task.patient_replied_at is not None
