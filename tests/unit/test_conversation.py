@@ -464,3 +464,28 @@ def test_yes_to_the_front_desks_question_is_an_answer_not_a_re_subscription(
         task = session.get(Task, world.billing_task_id)
     assert after == []
     assert task is not None and task.patient_replied_at is not None
+
+
+def test_with_no_saved_replies_a_manager_is_told_where_to_add_them(
+    client: FlaskClient, world: Scenario, sessions: sessionmaker[Session]
+) -> None:
+    # A new practice has none: the reply box showed no trace of them, and a manager had to
+    # know to look in Admin.
+    scenario.add_manager(sessions, world.users, "pat@valley.example")
+    sign_in(client, "pat@valley.example")
+    page = text_of(client.get(f"/episodes/{world.billing_episode_id}"))
+    assert 'No saved replies yet: <a href="/admin/replies">' in page
+
+    scenario.add_saved_reply(sessions)
+    page = text_of(client.get(f"/episodes/{world.billing_episode_id}"))
+    assert "No saved replies yet" not in page and "Saved replies:" in page
+
+
+def test_the_front_desk_is_not_sent_to_administration_for_saved_replies(
+    client: FlaskClient, world: Scenario
+) -> None:
+    sign_in(client, world.users.desk)
+
+    assert "No saved replies yet" not in text_of(
+        client.get(f"/episodes/{world.billing_episode_id}")
+    )
