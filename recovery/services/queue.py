@@ -334,14 +334,14 @@ def _find_task(session: Session, viewer: Viewer, task_id: int) -> Task:
 class TaskResult:
     task_id: int
     changed: bool
-    status: str
+    status: TaskStatus
     claimed_by: str | None
     # Completed, but nobody reached the patient: the episode was not counted resolved.
     unreached: bool = False
 
 
 def _result(task: Task, changed: bool, *, unreached: bool = False) -> TaskResult:
-    return TaskResult(task.id, changed, task.status.value, task.claimed_by, unreached)
+    return TaskResult(task.id, changed, task.status, task.claimed_by, unreached)
 
 
 def _audit(

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MAX_STAFF_REPLY
+from recovery.models import TaskStatus
 from recovery.services import conversation, queue, staff, undo
 from recovery.web import presenters, runtime_of
 from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
@@ -215,7 +216,7 @@ def claim_task(task_id: int) -> Response:
         refuse(exc)
     if result.changed:
         flash("Task claimed: it is yours.", "ok")
-    elif result.status == "done":
+    elif result.status is TaskStatus.DONE:
         flash("That task was already completed.", "warn")
     else:
         flash(f"{result.claimed_by} had already claimed that task.", "warn")
