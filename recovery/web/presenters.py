@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from recovery.domain.messages import MessageKind, StaffReplyRefusal
 from recovery.domain.states import MessageStatus, TaskStatus
+from recovery.models import TaskQueue
 from recovery.services import conversation, undo
 from recovery.services.queue import Filters, TaskBoard
 from recovery.services.staff import (
@@ -160,6 +161,16 @@ class BoardView:
     @property
     def selected(self) -> str | None:
         return self.filters.queue.value if self.filters.queue else None
+
+    @property
+    def queue_tabs(self) -> list[tuple[str, str]]:
+        """The queues this user works, as (value, label), in the enum's order."""
+        return [(q.value, QUEUE_LABELS[q]) for q in TaskQueue if q.value in self.queues]
+
+    @property
+    def handover_queues(self) -> list[tuple[str, str]]:
+        """A task may be handed to any queue, one the user does not work too."""
+        return [(q.value, QUEUE_LABELS[q]) for q in TaskQueue]
 
 
 def board_view(board: TaskBoard) -> BoardView:
