@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
@@ -30,11 +31,19 @@ RECEIVED_BY_THE_PHONE = frozenset(
 
 
 @dataclass(frozen=True)
+class OnCall:
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True)
 class Line:
     number: str
     practice_name: str
     practice_slug: str
     timezone: str
+    # Who an URGENT reply pages first: the simulator shows their phone too.
+    first_on_call: OnCall | None = None
 
 
 @dataclass(frozen=True)
@@ -49,11 +58,25 @@ class Bubble:
 
 def practice_lines(session: Session) -> list[Line]:
     rows = session.execute(
-        select(PracticeNumber.number, Practice.name, Practice.slug, Practice.timezone)
+        select(
+            PracticeNumber.number,
+            Practice.name,
+            Practice.slug,
+            Practice.timezone,
+            Practice.on_call,
+        )
         .join(Practice, Practice.id == PracticeNumber.practice_id)
         .order_by(Practice.name, PracticeNumber.position)
     ).all()
-    return [Line(number, name, slug, tz) for number, name, slug, tz in rows]
+    return [
+        Line(number, name, slug, tz, _first(on_call)) for number, name, slug, tz, on_call in rows
+    ]
+
+
+def _first(on_call: list[dict[str, Any]] | None) -> OnCall | None:
+    if not on_call:
+        return None
+    return OnCall(str(on_call[0].get("name", "")), str(on_call[0].get("phone", "")))
 
 
 def line_called_last(session: Session, caller: str) -> str | None:

@@ -392,6 +392,26 @@ def test_a_link_in_a_text_on_the_simulated_phone_can_be_tapped(
     assert "&lt;b&gt;Details&lt;/b&gt;" in fragment and "<b>" not in fragment
 
 
+def test_the_simulator_shows_the_way_to_the_on_call_clinicians_phone(
+    client: FlaskClient,
+) -> None:
+    # An URGENT reply pages someone, and nothing said where to watch it arrive: a new user
+    # had to guess to type the clinician's number as "your phone number".
+    page = text_of(client.get("/simulator?line=%2B15125550100&phone=%2B15125550199"))
+
+    assert (
+        "An urgent reply pages Dr. Rivera first, at (512) 555-0111: see Dr. Rivera's phone to "
+        "open the page link and take it." in re.sub(r"<[^>]+>", "", page)
+    )
+    assert (
+        '<a href="/simulator?line=%2B15125550100&phone=%2B15125550111">'
+        "see Dr. Rivera's phone</a>" in page
+    )
+    # On Dr. Rivera's own phone it is not offered again.
+    mine = text_of(client.get("/simulator?line=%2B15125550100&phone=%2B15125550111"))
+    assert "see Dr. Rivera's phone" not in mine
+
+
 def test_simulator_pages_may_run_our_own_script_and_no_other(client: FlaskClient) -> None:
     policy = client.get("/simulator").headers["Content-Security-Policy"]
 
