@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -338,6 +338,9 @@ class TaskResult:
     claimed_by: str | None
     # Completed, but nobody reached the patient: the episode was not counted resolved.
     unreached: bool = False
+    # Handed over: the queue it is in now, and the person it waits for, if one.
+    queue: TaskQueue | None = None
+    assigned_name: str | None = None
 
 
 def _result(task: Task, changed: bool, *, unreached: bool = False) -> TaskResult:
@@ -468,7 +471,12 @@ def reassign(
             changes.append(f"user {person.id}")
     if changes:
         _audit(session, viewer, AuditAction.REASSIGN_TASK, task, now, "; to " + ", ".join(changes))
-    return _result(task, bool(changes))
+    person = session.get(User, task.assigned_to) if task.assigned_to is not None else None
+    return replace(
+        _result(task, bool(changes)),
+        queue=task.queue,
+        assigned_name=person.name if person is not None else None,
+    )
 
 
 def complete(

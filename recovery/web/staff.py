@@ -20,7 +20,7 @@ from recovery.models import TaskStatus
 from recovery.services import conversation, queue, staff, undo
 from recovery.web import presenters, runtime_of
 from recovery.web.auth import login_required, protect, refuse, safe_next, viewer
-from recovery.web.labels import REFUSAL_LABELS, display_phone
+from recovery.web.labels import QUEUE_LABELS, REFUSAL_LABELS, display_phone
 from recovery.web.live import allow_own_scripts
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,16 @@ def reassign_task(task_id: int) -> Response:
             )
     except staff.NotFound as exc:
         refuse(exc)
-    flash("Task handed over." if result.changed else "Nothing changed.", "ok")
+    if result.changed and result.queue is not None:
+        # Says where it went: the card moves off a filtered list, and the hand-over is done.
+        to = QUEUE_LABELS[result.queue]
+        flash(
+            f"Task handed over to {to}"
+            + (f", for {result.assigned_name}." if result.assigned_name else "."),
+            "ok",
+        )
+    else:
+        flash("Nothing changed.", "ok")
     return redirect(safe_next(request.form.get("next")))
 
 

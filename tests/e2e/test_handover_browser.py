@@ -37,7 +37,7 @@ def test_a_task_handed_to_a_colleague_and_another_queue_waits_on_their_list(
         shot(desk, "handover-form-desktop")
         row.get_by_role("button", name="Hand over").click()
 
-        expect(desk.get_by_text("Task handed over.")).to_be_visible()
+        expect(desk.get_by_text("Task handed over to Front desk, for Nurse Lee.")).to_be_visible()
         row = desk.locator(f"#task-{world.billing_task_id}")
         expect(row).to_contain_text("For Nurse Lee")
         expect(row.locator(".badge-queue")).to_have_text("Front desk")

@@ -111,7 +111,7 @@ def test_the_front_desk_hands_a_task_over_and_undoes_a_complete_both_audited(
     row.get_by_label(f"Queue for task {billing}").select_option("front_desk")
     row.get_by_label(f"Person for task {billing}").select_option(label="Nurse Lee")
     row.get_by_role("button", name="Hand over").click()
-    expect(page.get_by_text("Task handed over.")).to_be_visible()
+    expect(page.get_by_text("Task handed over to Front desk, for Nurse Lee.")).to_be_visible()
     row = page.locator(f"#task-{billing}")
     expect(row).to_contain_text("For Nurse Lee")
     expect(row.locator(".badge-queue")).to_have_text("Front desk")

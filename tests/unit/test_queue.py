@@ -221,6 +221,7 @@ def test_a_task_handed_to_a_person_waits_on_their_list_and_for_their_next_task(
     )
 
     assert handed.status_code == 302
+    assert "Task handed over to Care team, for Nurse Lee." in text_of(desk.get("/tasks"))
     moved = task(sessions, world.billing_task_id)
     assert moved.queue is TaskQueue.CARE_TEAM and moved.assigned_to == lee.id
     assert moved.status is TaskStatus.OPEN and moved.claimed_by is None
