@@ -211,9 +211,28 @@ CHECKS: dict[str, str] = {
   return faults;
 }""",
     "landing": """() => {
-  const widths = [...document.querySelectorAll('.landing-actions .btn')]
-    .map(b => Math.round(b.getBoundingClientRect().width));
-  return new Set(widths).size > 1 ? ['buttons differ: ' + widths] : [];
+  const faults = [];
+  const buttons = [...document.querySelectorAll('.landing-actions .btn')];
+  const widths = buttons.map(b => Math.round(b.getBoundingClientRect().width));
+  if (new Set(widths).size > 1) faults.push('buttons differ: ' + widths);
+  for (const b of buttons) {
+    const words = document.createRange();
+    words.selectNodeContents(b);
+    const lines = new Set([...words.getClientRects()].map(r => Math.round(r.top)));
+    if (innerWidth > 640 && lines.size > 1) faults.push('wraps: ' + b.textContent.trim());
+  }
+  return faults;
+}""",
+    "leak-audit": """() => {
+  // Side by side, each field's box level with its neighbours' whatever its label's lines.
+  const rows = new Map();
+  for (const field of document.querySelectorAll('.assumption-grid .assumption')) {
+    const top = Math.round(field.getBoundingClientRect().top);
+    const box = Math.round(field.querySelector('input').getBoundingClientRect().top);
+    rows.set(top, [...(rows.get(top) || []), box]);
+  }
+  return [...rows.values()].filter(boxes => new Set(boxes).size > 1)
+    .map(boxes => 'boxes not level: ' + boxes);
 }""",
 }
 CHECKS["conversation-two-replies"] = CHECKS["conversation-urgent"] = CHECKS["conversation"]
