@@ -141,6 +141,7 @@ PROBES = (
     ),
     Probe("POST", "/undo/<int:action_id>", "desk", "/undo/{t.undo}", {}),
     Probe("GET", "/episodes/<int:episode_id>", "desk", "/episodes/{t.episode}"),
+    Probe("GET", "/episodes/<int:episode_id>/live", "desk", "/episodes/{t.episode}/live"),
     Probe(
         "POST",
         "/episodes/<int:episode_id>/reply",
