@@ -181,17 +181,14 @@ def deliver(
             and not message.kind.is_call
             and is_opted_out(session, message.practice_id, message.to_number)
         )
+        # A text in doubt to a number that opted out since may have reached them before
+        # the STOP: the provider is asked below, and it is recorded if it went, else held.
         if opted_out and message.in_doubt_since is None:
             _suppress_opted_out(session, message, now)
             return DeliveryResult(message_id, DeliveryOutcome.SUPPRESSED)
-        # A text in doubt to a number that opted out since may have reached them before
-        # the STOP: the provider is asked below, and it is recorded if it went, else held.
         # A text in doubt was counted when it was first claimed, and may be out already.
         if message.in_doubt_since is None and over_cap(session, message, policy.caps, now):
-            message.status = move(message.status, MessageStatus.SUPPRESSED)
-            message.error_message = SuppressionReason.CAPPED.value
-            message.status_updated_at = now
-            message.lease_until = None
+            _suppress(message, SuppressionReason.CAPPED, now)
             log.info(
                 "message %s to %s: over its cap, not sent", message_id, mask(message.to_number)
             )
@@ -289,12 +286,17 @@ def deliver(
     return DeliveryResult(message_id, outcome, duplicate=duplicate, time_to_first_text_ms=ttft_ms)
 
 
-def _suppress_opted_out(session: Session, message: Message, now: datetime) -> None:
+def _suppress(message: Message, reason: SuppressionReason, now: datetime) -> None:
+    """Not sent on purpose, and never later: the claim ends here."""
     message.status = move(message.status, MessageStatus.SUPPRESSED)
-    message.error_message = SuppressionReason.OPTED_OUT.value
+    message.error_message = reason.value
     message.status_updated_at = now
     message.lease_until = None
-    paging.page_text_unreached(session, message, now)
+
+
+def _suppress_opted_out(session: Session, message: Message, now: datetime) -> None:
+    _suppress(message, SuppressionReason.OPTED_OUT, now)
+    paging.page_text_unreached(session, message, now)  # a page to a clinician who said STOP
 
 
 def _suppress_unsent(
