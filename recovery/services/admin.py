@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,6 +317,11 @@ class Person:
     name: str
     phone: str
 
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> Person:
+        """One entry of a practice's on_call list (JSON: a name and an E.164 phone)."""
+        return cls(str(entry.get("name", "")), str(entry.get("phone", "")))
+
 
 @dataclass(frozen=True)
 class Roster:
@@ -334,7 +340,7 @@ def roster(session: Session, viewer: Viewer, practice: Practice) -> Roster:
         practice.id,
         practice.slug,
         practice.name,
-        [Person(str(p.get("name", "")), str(p.get("phone", ""))) for p in practice.on_call],
+        [Person.of(p) for p in practice.on_call],
         Person(str(manager["name"]), str(manager["phone"])) if manager.get("phone") else None,
         practice.roster_edited_at is not None,
     )

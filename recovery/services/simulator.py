@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from recovery.crypto import PhiCipher
 from recovery.domain.messages import MessageKind
 from recovery.models import CallEvent, Direction, Message, MessageStatus, Practice, PracticeNumber
+from recovery.services.admin import Person
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,13 @@ RECEIVED_BY_THE_PHONE = frozenset(
 
 
 @dataclass(frozen=True)
-class OnCall:
-    name: str
-    phone: str
-
-
-@dataclass(frozen=True)
 class Line:
     number: str
     practice_name: str
     practice_slug: str
     timezone: str
     # Who an URGENT reply pages first: the simulator shows their phone too.
-    first_on_call: OnCall | None = None
+    first_on_call: Person | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +68,8 @@ def practice_lines(session: Session) -> list[Line]:
     ]
 
 
-def _first(on_call: list[dict[str, Any]] | None) -> OnCall | None:
-    if not on_call:
-        return None
-    return OnCall(str(on_call[0].get("name", "")), str(on_call[0].get("phone", "")))
+def _first(on_call: list[dict[str, Any]] | None) -> Person | None:
+    return Person.of(on_call[0]) if on_call else None
 
 
 def line_called_last(session: Session, caller: str) -> str | None:
