@@ -81,19 +81,31 @@ def missed_call_and_reply(
     )
     for n, text in enumerate(words):
         when = at + timedelta(minutes=2 + n)
-        stored = record_inbound(
-            session,
-            cipher,
-            provider_sid=_sid("SM", f"{caller}{when}{text}"),
-            from_raw=caller,
-            to_raw=line,
-            body=text,
-            now=when,
-        )
-        assert stored.message_id is not None
-        handle_reply(
-            session, templates, cipher, stored.message_id, now=when, public_base_url=BASE_URL
-        )
+        patient_writes(session, templates, cipher, caller=caller, line=line, text=text, at=when)
+
+
+def patient_writes(
+    session: Session,
+    templates: SmsTemplates,
+    cipher: PhiCipher,
+    *,
+    caller: str,
+    line: str,
+    text: str,
+    at: datetime,
+) -> None:
+    """A patient's text to the line, recorded and routed as the webhook and worker do."""
+    stored = record_inbound(
+        session,
+        cipher,
+        provider_sid=_sid("SM", f"{caller}{at}{text}"),
+        from_raw=caller,
+        to_raw=line,
+        body=text,
+        now=at,
+    )
+    assert stored.message_id is not None
+    handle_reply(session, templates, cipher, stored.message_id, now=at, public_base_url=BASE_URL)
 
 
 def add_manager(sessions: sessionmaker[Session], users: Users, email: str) -> None:

@@ -12,7 +12,6 @@ from recovery.db import session_scope, utcnow
 from recovery.domain.messages import MessageKind
 from recovery.domain.templates import SmsTemplates
 from recovery.models import Message, MessageStatus, OptOut, Practice
-from recovery.services.replies import handle_reply, record_inbound
 from tests.conftest import PHI_KEY
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
@@ -76,24 +75,14 @@ def test_the_patients_answer_lands_in_the_open_conversation_without_a_reload(
 
     now = utcnow()
     with session_scope(server.sessions) as session:
-        cipher = PhiCipher([PHI_KEY])
-        stored = record_inbound(
-            session,
-            cipher,
-            provider_sid="SMlive-answer",
-            from_raw=scenario.BILLING_CALLER,
-            to_raw=scenario.LINE,
-            body="After 3 works for me",
-            now=now,
-        )
-        assert stored.message_id is not None
-        handle_reply(
+        scenario.patient_writes(
             session,
             SmsTemplates(TEMPLATES_DIR / "sms"),
-            cipher,
-            stored.message_id,
-            now=now,
-            public_base_url=scenario.BASE_URL,
+            PhiCipher([PHI_KEY]),
+            caller=scenario.BILLING_CALLER,
+            line=scenario.LINE,
+            text="After 3 works for me",
+            at=now,
         )
 
     entry = page.locator(".entry-text_in").last

@@ -9,7 +9,6 @@ from recovery.config import TEMPLATES_DIR
 from recovery.crypto import PhiCipher
 from recovery.db import session_scope, utcnow
 from recovery.domain.templates import SmsTemplates
-from recovery.services.replies import handle_reply, record_inbound
 from tests.conftest import PHI_KEY
 from tests.e2e import scenario
 from tests.e2e.conftest import PHONE, Server, shot, sign_in
@@ -30,23 +29,14 @@ def test_a_text_after_the_end_continues_the_thread(
     expect(page.get_by_text("Task completed.")).to_be_visible()
     cipher, now = PhiCipher([PHI_KEY]), utcnow()
     with session_scope(server.sessions) as session:
-        stored = record_inbound(
-            session,
-            cipher,
-            provider_sid=f"SMthread{device}",
-            from_raw=scenario.BILLING_CALLER,
-            to_raw=scenario.LINE,
-            body=LATER_WORDS,
-            now=now,
-        )
-        assert stored.message_id is not None
-        handle_reply(
+        scenario.patient_writes(
             session,
             SmsTemplates(TEMPLATES_DIR / "sms"),
             cipher,
-            stored.message_id,
-            now=now,
-            public_base_url=scenario.BASE_URL,
+            caller=scenario.BILLING_CALLER,
+            line=scenario.LINE,
+            text=LATER_WORDS,
+            at=now,
         )
 
     page.goto(f"{server.base_url}/episodes/{world.billing_episode_id}")
